@@ -1,0 +1,23 @@
+"""Evaluation: trec_eval-compatible retrieval metrics and system comparison."""
+
+from rankvideo.eval.metrics import (
+    CONVENTIONS,
+    DEFAULT_MEASURES,
+    EvalResult,
+    compare,
+    evaluate,
+    format_table,
+    ndcg_curve,
+    to_json_dict,
+)
+
+__all__ = [
+    "CONVENTIONS",
+    "DEFAULT_MEASURES",
+    "EvalResult",
+    "compare",
+    "evaluate",
+    "format_table",
+    "ndcg_curve",
+    "to_json_dict",
+]

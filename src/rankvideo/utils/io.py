@@ -1,0 +1,41 @@
+"""Atomic file writing: a reader, or a crash, never sees a half-written output."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Callable
+
+PathLike = str | os.PathLike
+
+
+def atomic_write_text(path: PathLike, write: Callable[[object], None]) -> None:
+    """Write a text file via a temp file in the same folder and os.replace.
+
+    A reader (or a crash) never sees a half-written run. The temp file is made
+    with os.open and mode 0o666 so the process umask applies, as for a normal
+    open(); tempfile would leave the result readable by the owner only.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path: PathLike, obj: Any) -> None:
+    """Pretty, key-sorted JSON written atomically (stable bytes for DVC hashes and diffs)."""
+    atomic_write_text(path, lambda fh: fh.write(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
