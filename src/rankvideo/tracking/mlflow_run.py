@@ -1,0 +1,230 @@
+"""MLflow tracking for every entry point.
+
+One context manager, `tracked_run(cfg, stage)`, opens an MLflow run and records what makes a number
+reproducible:
+
+- the fully resolved config: flattened as params (logged once) and as `config.yaml` artifact;
+- the code: git commit and a dirty flag (plus the diff of tracked files when dirty);
+- the data: DVC hashes of the stage's inputs (from `dvc.lock`, the hashes DVC itself computed) and
+  the fingerprint of the raw-data folder (`data.dvc`);
+- the environment: Python and package versions (tags for the key ones, a JSON artifact for all);
+- grouping: every run carries `rankvideo.pipeline`, a key derived from the commit and the resolved
+  config of the whole pipeline, so the stage runs of one `dvc repro` are found together with the
+  filter `tags.rankvideo.pipeline = '<key>'`.
+
+The store is always set explicitly (`tracking.uri`, by default a sqlite file under
+`experiments/`): MLflow 3 refuses the old folder store, and an implicit default silently changes
+with the working directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata as md
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+KEY_PACKAGES = (
+    "torch", "torchvision", "transformers", "peft", "lightning", "hydra-core", "omegaconf", "mlflow",
+    "dvc", "optuna", "ir-measures", "pytrec-eval-terrier", "bm25s", "av", "numpy",
+)
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists become their JSON text."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            out[key] = json.dumps(v)
+        else:
+            out[key] = v
+    return out
+
+
+def _git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def git_state() -> dict[str, Any]:
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": commit.strip() if commit else "unknown",
+        # Only tracked files count: DVC outputs and the MLflow store are untracked by design.
+        "dirty": bool(status.strip()) if status is not None else None,
+    }
+
+
+def package_versions() -> dict[str, str]:
+    versions = {d.metadata["Name"].lower(): d.version for d in md.distributions() if d.metadata["Name"]}
+    versions["python"] = platform.python_version()
+    return dict(sorted(versions.items()))
+
+
+def data_versions(inputs: list[str] | None = None, lock: str | Path = "dvc.lock", raw: str | Path = "data.dvc") -> dict[str, str]:
+    """DVC hashes of `inputs` as `dvc.lock` records them (the upstream stage's outs), plus the
+    fingerprint of the raw-data folder from `data.dvc`. Inputs DVC does not know yet (a CLI run on
+    fresh outputs) get a sha256 of their content instead, marked as such."""
+    out: dict[str, str] = {}
+    lock_outs: dict[str, str] = {}
+    if Path(lock).exists():
+        doc = yaml.safe_load(Path(lock).read_text()) or {}
+        for stage in (doc.get("stages") or {}).values():
+            for o in stage.get("outs", []) or []:
+                lock_outs[os.path.normpath(o["path"])] = o.get("md5") or o.get("hash", "")
+    if Path(raw).exists():
+        doc = yaml.safe_load(Path(raw).read_text()) or {}
+        for o in doc.get("outs", []) or []:
+            out[f"raw:{o['path']}"] = o.get("md5", "")
+    for p in inputs or []:
+        key = os.path.normpath(p)
+        # An input inside a folder that a stage outputs (artifacts/retrieve/run.trec inside
+        # artifacts/retrieve) is versioned by that folder's DVC hash.
+        owner = next((o for o in sorted(lock_outs, key=len, reverse=True) if key == o or key.startswith(o + os.sep)), None)
+        if owner is not None:
+            out[owner] = lock_outs[owner]
+        elif Path(p).exists():
+            out[key] = "sha256:" + _content_hash(Path(p))
+    return out
+
+
+def _content_hash(p: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
+    for f in files:
+        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:32]
+
+
+def pipeline_key(cfg: DictConfig, commit: str) -> str:
+    """Same commit + same resolved config => same key: the runs of one `dvc repro` share it."""
+    blob = json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
+    return hashlib.sha256(f"{commit}\n{blob}".encode()).hexdigest()[:12]
+
+
+def _tracking_uri(uri: str) -> str:
+    """A relative sqlite path is made absolute so that every process hits the same file."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        path = Path(uri[len(prefix):]).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return prefix + str(path)
+    return uri
+
+
+class StageRun:
+    """What a stage sees of its MLflow run: metrics, artifacts, tags. A no-op when tracking is
+    disabled, so stage code never branches on it."""
+
+    def __init__(self, mlflow_mod=None, run_id: str | None = None):
+        self._mlflow = mlflow_mod
+        self.run_id = run_id
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self._mlflow:
+            clean = {_metric_key(k): float(v) for k, v in metrics.items() if v is not None}
+            self._mlflow.log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self._mlflow and Path(path).exists():
+            if Path(path).is_dir():
+                self._mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+            else:
+                self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if self._mlflow:
+            self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def _metric_key(k: str) -> str:
+    # MLflow metric names allow letters, digits, _ - . / and spaces; '@' is not allowed.
+    return k.replace("@", "_at_")
+
+
+@contextlib.contextmanager
+def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None, source: str = "cli",
+                pipeline_cfg: DictConfig | None = None) -> Iterator[StageRun]:
+    """Open an MLflow run for one stage; always closed, marked FAILED if the stage raises."""
+    tcfg = cfg.get("tracking")
+    if tcfg is None or not tcfg.get("enabled", True):
+        log.info("tracking disabled: no MLflow run for stage %s", stage)
+        yield StageRun()
+        return
+
+    import mlflow
+
+    uri = _tracking_uri(str(tcfg.uri))
+    mlflow.set_tracking_uri(uri)
+    name = str(tcfg.experiment)
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is None:
+        location = Path(str(tcfg.artifact_location)).resolve()
+        location.mkdir(parents=True, exist_ok=True)
+        exp_id = mlflow.create_experiment(name, artifact_location=location.as_uri())
+    else:
+        exp_id = exp.experiment_id
+    git = git_state()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tags = {
+        "rankvideo.stage": stage,
+        "rankvideo.source": source,
+        "rankvideo.pipeline": pipeline_key(pipeline_cfg if pipeline_cfg is not None else cfg, git["commit"]),
+        "mlflow.source.git.commit": git["commit"],
+        "git.dirty": git["dirty"],
+        "python": platform.python_version(),
+    }
+    versions = package_versions()
+    for p in KEY_PACKAGES:
+        if p in versions:
+            tags[f"pkg.{p}"] = versions[p]
+    dv = data_versions(inputs)
+    for k, v in dv.items():
+        tags[f"data.{k}"] = v
+    for group in ("data", "synthesis", "retrieval", "rerank", "eval"):
+        node = resolved.get(group) if isinstance(resolved, dict) else None
+        if isinstance(node, dict) and "name" in node:
+            tags[f"config.{group}"] = node["name"]
+
+    run = mlflow.start_run(experiment_id=exp_id, run_name=f"{stage}", tags={k: str(v) for k, v in tags.items()})
+    status = "FAILED"
+    try:
+        params = {k: ("None" if v is None else v) for k, v in flatten(resolved).items()}
+        # MLflow caps a param value at 6000 characters and a batch at 100 params.
+        items = [(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            mlflow.log_params(dict(items[i:i + 100]))
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            (Path(tmp) / "packages.json").write_text(json.dumps(versions, indent=1))
+            (Path(tmp) / "data_versions.json").write_text(json.dumps(dv, indent=1))
+            if git["dirty"]:
+                (Path(tmp) / "git_diff.patch").write_text(_git("diff", "HEAD") or "")
+            mlflow.log_artifacts(tmp, artifact_path="run_info")
+        log.info("MLflow run %s (stage %s) in experiment %r at %s", run.info.run_id, stage, name, uri)
+        yield StageRun(mlflow, run.info.run_id)
+        status = "FINISHED"
+    finally:
+        mlflow.end_run(status=status)
