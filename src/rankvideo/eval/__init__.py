@@ -8,6 +8,7 @@ from rankvideo.eval.metrics import (
     evaluate,
     format_table,
     ndcg_curve,
+    pooled_recall,
     to_json_dict,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "evaluate",
     "format_table",
     "ndcg_curve",
+    "pooled_recall",
     "to_json_dict",
 ]

@@ -48,6 +48,7 @@ __all__ = [
     "EvalResult",
     "evaluate",
     "compare",
+    "pooled_recall",
     "to_json_dict",
     "ndcg_curve",
     "format_table",
@@ -159,6 +160,27 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
     mean = {name: math.fsum(v[name] for v in per_query.values()) / n for name in names}
     return EvalResult(mean=mean, per_query=per_query, num_queries=n,
                       relevance_level=relevance_level, unjudged_run_queries=len(unjudged))
+
+
+def pooled_recall(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int,
+                  tiebreak_run: Mapping[str, Mapping[str, float]] | None = None,
+                  relevance_level: int = 1) -> float:
+    """Share of all relevant (query, doc) pairs that appear in their query's top k, pooled over
+    queries (R@k averages per query instead). This is "how many of the relevant videos reach a
+    reranker that looks at the top k", the number that bounds what reranking can recover."""
+    ordered = strictly_ordered(run, tiebreak_run)
+    found = total = 0
+    for q, docs in qrels.items():
+        rel = {d for d, r in docs.items() if r >= relevance_level}
+        if not rel:
+            continue
+        ranking = ordered.get(q, {})
+        top = set(sorted(ranking, key=ranking.__getitem__, reverse=True)[:k])
+        found += len(rel & top)
+        total += len(rel)
+    if total == 0:
+        raise ValueError("pooled_recall: the qrels hold no relevant document")
+    return found / total
 
 
 def _paired_p(a: Sequence[float], b: Sequence[float]) -> float | None:

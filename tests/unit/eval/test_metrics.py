@@ -253,3 +253,18 @@ def test_json_dict_curve_and_table():
     assert lines[2].startswith("nDCG@10") and f"{res.mean['nDCG@10']:.4f}" in lines[2]
     plain = format_table(res).splitlines()
     assert plain[0].split() == ["measure", "value"] and len(plain) == 2 + 3 + 1
+
+
+def test_pooled_recall_counts_pairs_not_queries():
+    from rankvideo.eval import pooled_recall
+
+    qrels = {"q1": {"a": 1, "b": 2, "c": 0}, "q2": {"x": 1}, "q3": {"y": 0}}
+    run = {"q1": {"a": 3.0, "c": 2.0, "b": 1.0}, "q2": {"z": 1.0, "x": 0.5}}
+    # top 2: q1 -> a, c (1 of 2 relevant); q2 -> z, x (1 of 1); q3 has no relevant doc.
+    assert pooled_recall(run, qrels, 2) == pytest.approx(2 / 3)
+    assert pooled_recall(run, qrels, 1) == pytest.approx(1 / 3)
+    # A higher relevance level keeps only b (label 2), ranked 3rd in q1.
+    assert pooled_recall(run, qrels, 2, relevance_level=2) == 0.0
+    assert pooled_recall(run, qrels, 3, relevance_level=2) == 1.0
+    with pytest.raises(ValueError, match="no relevant"):
+        pooled_recall(run, {"q3": {"y": 0}}, 10)
