@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ class BenchmarkConfig:
     proxies: P.ProxyConfig = field(default_factory=P.ProxyConfig)
     variants: dict = field(default_factory=lambda: {v: 1.0 for v in VARIANTS})
     visual_qtypes: dict = field(default_factory=lambda: {k: 1.0 for k in VISUAL_KINDS})
-    place_rate: float = 0.6
+    place_rate: float = 0.5
     num_workers: int = 2
 
     def validate(self) -> None:
@@ -218,7 +219,8 @@ def build_benchmark(cfg: BenchmarkConfig, out_dir: str | os.PathLike) -> dict:
     todo = sum(not os.path.exists(p) for p, _ in jobs)
     if todo < len(jobs):
         log.info("resuming: %d of %d videos already rendered in %s", len(jobs) - todo, len(jobs), stage)
-    bar = tqdm(total=len(jobs), desc="render videos", unit="video")
+    # In a log (DVC, CI) a bar redrawn ten times a second is noise: redraw every few seconds there.
+    bar = tqdm(total=len(jobs), desc="render videos", unit="video", mininterval=0.1 if sys.stderr.isatty() else 5.0)
     if cfg.num_workers > 1:
         with ProcessPoolExecutor(max_workers=cfg.num_workers) as pool:
             for _ in pool.map(_render_one, jobs, chunksize=8):

@@ -1,0 +1,47 @@
+"""Glue between a Hydra entry script and a stage's `run(cfg)`.
+
+A Hydra CLI run writes its outputs into its own run folder (`outputs/<date>/<time>/`), never into
+the DVC pipeline's `artifacts/`: otherwise a manual run would silently overwrite outputs that
+`dvc.lock` vouches for. Inputs still default to the pipeline's outputs, so
+`python src/retrieve.py` ranks the benchmark that `dvc repro` built. A path given explicitly on
+the command line (`paths.first_stage_run=my/run.trec`) is respected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+# Which `paths.*` folders each stage writes (file paths inside them follow by interpolation).
+OUTPUTS = {
+    "synthesize": ("benchmark",),
+    "retrieve": ("retrieve_dir",),
+    "rerank": ("rerank_dir",),
+    "evaluate": ("eval_dir",),
+}
+
+
+def redirect_outputs(cfg: DictConfig, stage: str, run_dir: str | Path, overrides: list[str]) -> DictConfig:
+    """Point the stage's output paths into `run_dir` unless the user set them explicitly."""
+    explicit = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    with open_dict(cfg):
+        for key in OUTPUTS.get(stage, ()):
+            if f"paths.{key}" in explicit:
+                continue
+            default = Path(str(OmegaConf.select(cfg, f"paths.{key}")))
+            cfg.paths[key] = str(Path(run_dir) / default.name)
+    return cfg
+
+
+def hydra_main(cfg: DictConfig, stage: str) -> dict:
+    """Body of every entry script's `@hydra.main` function."""
+    import importlib
+
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    cfg = redirect_outputs(cfg, stage, hc.runtime.output_dir, list(hc.overrides.task))
+    OmegaConf.resolve(cfg)
+    module = importlib.import_module(f"rankvideo.stages.{stage}")
+    return module.run(cfg, source="cli")

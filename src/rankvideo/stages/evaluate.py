@@ -1,0 +1,123 @@
+"""Stage `evaluate`: nDCG@k, R@k, RR@10 of the reranked run and of the first stage, per split,
+with deltas and a paired t-test; also the file mode of `python src/evaluate.py run=... qrels=...`.
+
+Outputs (pipeline mode, under `paths.eval_dir`):
+    details/<split>.json  measures (ir-measures names) -> mean, per_query, compare (rerank vs first stage)
+    metrics.json          compact means for `dvc metrics show/diff`
+    plots/ndcg_<split>_<system>.json   nDCG@k curves for `dvc plots show`
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ..data.benchmark import Benchmark
+from ..data.trec import read_qrels, read_run
+from ..eval import compare, evaluate, format_table, ndcg_curve, pooled_recall, to_json_dict
+from ..tracking import tracked_run
+from ..utils.io import write_json
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_files(run_path: str, qrels_path: str, baseline_path: str | None = None, *, measures=None,
+                   relevance_level: int = 1) -> tuple[dict, str]:
+    """Evaluate any run file against any qrels file (optionally against a baseline run, which also
+    breaks score ties). Returns the JSON dict and the printed table."""
+    kwargs = {"relevance_level": relevance_level}
+    if measures:
+        kwargs["measures"] = tuple(measures)
+    qrels = read_qrels(qrels_path)
+    run = read_run(run_path)
+    base = read_run(baseline_path) if baseline_path else None
+    result = evaluate(run, qrels, tiebreak_run=base, **kwargs)
+    comparison = compare(result, evaluate(base, qrels, **kwargs)) if base is not None else None
+    return to_json_dict(result, comparison), format_table(result, comparison)
+
+
+def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
+    if "run" in cfg and cfg.run:
+        return _file_mode(cfg, source, pipeline_cfg)
+    return _pipeline_mode(cfg, source, pipeline_cfg)
+
+
+def _file_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None) -> dict:
+    if not cfg.get("qrels"):
+        raise ValueError("evaluate: `run=PATH` needs `qrels=PATH` too (and optionally out=PATH.json, baseline=PATH)")
+    inputs = [str(cfg.run), str(cfg.qrels)] + ([str(cfg.baseline)] if cfg.get("baseline") else [])
+    with tracked_run(cfg, "evaluate", source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
+        out, table = evaluate_files(str(cfg.run), str(cfg.qrels), cfg.get("baseline"),
+                                    measures=list(cfg.eval.measures), relevance_level=int(cfg.eval.relevance_level))
+        print(table)
+        if cfg.get("out"):
+            write_json(cfg.out, out)
+            tr.log_artifact(cfg.out, "eval")
+        tr.log_metrics({k: v for k, v in out.items() if isinstance(v, float)})
+    return out
+
+
+def _pipeline_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None) -> dict:
+    bench = Benchmark(cfg.paths.benchmark)
+    out_dir = Path(cfg.paths.eval_dir)
+    first = read_run(cfg.paths.first_stage_run)
+    reranked = read_run(cfg.paths.reranked_run)
+    kwargs = {"measures": tuple(cfg.eval.measures), "relevance_level": int(cfg.eval.relevance_level)}
+    metrics: dict = {}
+    inputs = [str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(cfg.paths.reranked_run)]
+    with tracked_run(cfg, "evaluate", source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
+        for split in cfg.eval.splits:
+            qrels = bench.qrels(split)
+            qids = {q.qid for q in bench.queries(split)}
+            fs = evaluate({q: first[q] for q in first if q in qids}, qrels, **kwargs)
+            rr = evaluate({q: reranked[q] for q in reranked if q in qids}, qrels, tiebreak_run=first, **kwargs)
+            comparison = compare(rr, fs)
+            write_json(out_dir / "details" / f"{split}.json", to_json_dict(rr, comparison))
+            for system, res in (("first_stage", fs), ("rerank", rr)):
+                write_json(out_dir / "plots" / f"ndcg_{split}_{system}.json", ndcg_curve(res))
+            # Pooled over the split: of all relevant videos, the share the first stage hands to the
+            # reranker (its top rerank.depth). Bounds what reranking can recover.
+            depth = int(cfg.rerank.depth)
+            pooled = pooled_recall({q: first[q] for q in first if q in qids}, qrels, depth,
+                                   relevance_level=int(cfg.eval.relevance_level))
+            metrics[split] = {"first_stage": dict(fs.mean), "rerank": dict(rr.mean),
+                              f"first_stage_pooled_R@{depth}": pooled,
+                              "delta": {m: c["delta"] for m, c in comparison.items()},
+                              "p_value": {m: c["p_value"] for m, c in comparison.items()},
+                              "num_queries": rr.num_queries}
+            print(f"\n[{split}] reranked ({cfg.rerank.name}) vs first stage ({cfg.retrieval.name})")
+            print(format_table(rr, comparison))
+            tr.log_metrics({f"{split}/first_stage/{m}": v for m, v in fs.mean.items()})
+            tr.log_metrics({f"{split}/first_stage/pooled_R@{depth}": pooled})
+            tr.log_metrics({f"{split}/rerank/{m}": v for m, v in rr.mean.items()})
+            tr.log_metrics({f"{split}/delta/{m}": c["delta"] for m, c in comparison.items()})
+        write_json(out_dir / "metrics.json", metrics)
+        tr.log_artifact(out_dir, "eval")
+        _log_curve_figure(tr, out_dir, metrics)
+    return metrics
+
+
+def _log_curve_figure(tr, out_dir: Path, metrics: dict) -> None:
+    """nDCG@k curves as a PNG in MLflow (people would rather look than read)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
+    for ax, (split, m) in zip(axes[0], metrics.items()):
+        for system in ("first_stage", "rerank"):
+            pts = sorted((int(k.split("@")[1]), v) for k, v in m[system].items() if k.startswith("nDCG@"))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=system)
+        ax.set_xscale("log")
+        ax.set_xlabel("k")
+        ax.set_ylabel("nDCG@k")
+        ax.set_title(split)
+        ax.legend()
+    fig.tight_layout()
+    path = out_dir / "plots" / "ndcg_at_k.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    tr.log_artifact(path, "eval")

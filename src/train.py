@@ -1,0 +1,18 @@
+"""Hydra entry point of reranker training: `python src/train.py [overrides]` (sweeps: `-m`).
+
+Composes conf/ and calls `rankvideo.stages.train.run(cfg)`; outputs go to this run's Hydra folder.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from rankvideo.stages.cli import hydra_main
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    hydra_main(cfg, "train")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""conf/ is the single source of truth: params.yaml, DVC's composition and Hydra's agree, and each
+DVC stage sees exactly the params it declares."""
+
+from __future__ import annotations
+
+import yaml
+import pytest
+from dvc.utils.hydra import compose_and_dump
+from omegaconf import OmegaConf
+
+from conftest import CONF, REPO, compose_cfg
+
+
+def _dvc_compose(tmp_path, overrides):
+    out = tmp_path / "params.yaml"
+    compose_and_dump(str(out), str(CONF), None, "config", "", overrides)
+    return yaml.safe_load(out.read_text())
+
+
+def test_committed_params_yaml_is_the_composition_of_conf(tmp_path):
+    committed = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert committed == _dvc_compose(tmp_path, []), "params.yaml is stale: run `python src/compose_params.py` (or `dvc repro compose`)"
+
+
+@pytest.mark.parametrize("overrides", [[], ["synthesis=caption_only"], ["retrieval.k1=0.9", "debug=tiny"]])
+def test_hydra_cli_composition_equals_dvc_composition(tmp_path, overrides):
+    hydra_cfg = OmegaConf.to_container(compose_cfg(overrides), resolve=True)
+    assert hydra_cfg == _dvc_compose(tmp_path, overrides)
+
+
+def test_group_options_carry_their_name():
+    cfg = compose_cfg(["synthesis=ocr_only"])
+    assert cfg.synthesis.name == "ocr_only"
+    assert cfg.synthesis.variants == {"caption": 0.0, "all": 0.0, "ocr": 1.0, "asr": 0.0, "metadata": 0.0}
+    for group in ("paths", "data", "synthesis", "retrieval", "rerank", "eval", "tracking"):
+        assert "name" in cfg[group], f"conf/{group}: every option needs a `name:` (DVC's composition drops the hydra node)"
+
+
+def test_every_declared_param_exists_and_stages_are_struct(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    for name, stage in dvc["stages"].items():
+        for key in stage.get("params", []):
+            node = params
+            for part in key.split("."):
+                assert part in node, f"dvc.yaml stage {name} declares param {key}, missing from params.yaml"
+                node = node[part]
+
+
+def test_stage_reading_an_undeclared_param_fails_loudly():
+    cfg = OmegaConf.create({"paths": {"benchmark": "x"}})
+    OmegaConf.set_struct(cfg, True)
+    with pytest.raises(Exception, match="retrieval"):
+        _ = cfg.retrieval

@@ -1,0 +1,64 @@
+"""`python src/evaluate.py run=PATH qrels=PATH out=PATH.json` on third-party files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, SHARED
+
+TREC = SHARED / "testdata" / "trec_eval"
+pytestmark = pytest.mark.skipif(not TREC.exists(), reason=f"{TREC} not found (shared test data)")
+
+
+def _cli(tmp_path, *args):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "src" / "evaluate.py"), *args,
+         f"paths.experiments={tmp_path / 'experiments'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+def test_cli_matches_trec_eval_official_output(tmp_path):
+    out = tmp_path / "eval.json"
+    p = _cli(tmp_path, f"run={TREC / 'results.test'}", f"qrels={TREC / 'qrels.test'}", f"out={out}")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text())
+    # trec_eval -m all_trec: ndcg_cut_10 all 0.3016, per query 301 0.1518, 302 0.7530, 303 0.0000
+    assert res["nDCG@10"] == pytest.approx(0.3016, abs=5e-5)
+    assert res["per_query"]["301"]["nDCG@10"] == pytest.approx(0.1518, abs=5e-5)
+    assert res["per_query"]["302"]["nDCG@10"] == pytest.approx(0.7530, abs=5e-5)
+    assert {"nDCG@5", "nDCG@100", "R@10", "R@100", "RR@10"} <= set(res)
+    assert "nDCG@10" in p.stdout and "0.3016" in p.stdout  # the printed table
+
+
+def test_cli_counts_missing_query_as_zero(tmp_path):
+    out = tmp_path / "eval.json"
+    p = _cli(tmp_path, f"run={TREC / 'results.trunc'}", f"qrels={TREC / 'qrels.test'}", f"out={out}")
+    assert p.returncode == 0, p.stderr
+    # trec_eval -c: 302 absent from the run counts as 0; ndcg_cut_10 all 0.1717
+    assert json.loads(out.read_text())["nDCG@10"] == pytest.approx(0.1717, abs=5e-5)
+
+
+def test_cli_compares_with_a_baseline(tmp_path):
+    out = tmp_path / "eval.json"
+    p = _cli(tmp_path, f"run={TREC / 'results.trunc'}", f"qrels={TREC / 'qrels.test'}", f"baseline={TREC / 'results.test'}", f"out={out}")
+    assert p.returncode == 0, p.stderr
+    c = json.loads(out.read_text())["compare"]["nDCG@10"]
+    assert c["baseline"] == pytest.approx(0.3016, abs=5e-5)
+    assert c["delta"] == pytest.approx(c["system"] - c["baseline"])
+    assert 0 <= c["p_value"] <= 1 and c["n"] == 3
+
+
+def test_cli_malformed_line_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.run"
+    bad.write_text("301 Q0 d1 1 2.5 tag\n301 Q0 d2 2 not-a-number tag\n")
+    p = _cli(tmp_path, f"run={bad}", f"qrels={TREC / 'qrels.test'}", f"out={tmp_path / 'x.json'}")
+    assert p.returncode != 0
+    assert "bad.run" in p.stderr and "line 2" in p.stderr
+    assert not (tmp_path / "x.json").exists()

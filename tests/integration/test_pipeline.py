@@ -1,0 +1,111 @@
+"""The whole pipeline on the tiny config, in process: synthesize -> retrieve -> rerank -> evaluate,
+with the MLflow record each stage leaves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from omegaconf import OmegaConf
+
+from rankvideo.data.benchmark import Benchmark
+from rankvideo.data.trec import read_trec_run
+from rankvideo.stages import evaluate, rerank, retrieve, synthesize
+
+
+@pytest.fixture
+def pipeline(tiny_cfg):
+    OmegaConf.resolve(tiny_cfg)
+    results = {}
+    for name, stage in (("synthesize", synthesize), ("retrieve", retrieve), ("rerank", rerank), ("evaluate", evaluate)):
+        results[name] = stage.run(tiny_cfg, source="test", pipeline_cfg=tiny_cfg)
+    return tiny_cfg, results
+
+
+def _runs(cfg):
+    mlflow.set_tracking_uri(f"sqlite:///{Path(cfg.paths.experiments).resolve()}/mlflow.db")
+    return mlflow.search_runs(experiment_names=[cfg.tracking.experiment], output_format="list")
+
+
+def test_outputs_and_metrics(pipeline):
+    cfg, results = pipeline
+    bench = Benchmark(cfg.paths.benchmark)
+    manifest = bench.manifest()
+    assert manifest["num_videos"] == 6 * 5
+    assert sum(manifest["num_queries"].values()) == 30
+    first = read_trec_run(cfg.paths.first_stage_run)
+    assert set(first) == {q.qid for q in bench.queries()}
+    assert all(len(v) <= cfg.retrieval.depth for v in first.values())
+
+    # The passthrough reranker changes nothing, and says so.
+    assert read_trec_run(cfg.paths.reranked_run) == first
+    info = json.loads((Path(cfg.paths.rerank_dir) / "rerank_info.json").read_text())
+    assert info["reranker"] == "passthrough" and "PASSTHROUGH" in info["note"]
+    assert "passthrough" in Path(cfg.paths.reranked_run).read_text().splitlines()[0]
+
+    metrics = json.loads((Path(cfg.paths.eval_dir) / "metrics.json").read_text())
+    assert set(metrics) == {"test"}
+    test = metrics["test"]
+    assert test["rerank"] == test["first_stage"]
+    assert all(d == 0 for d in test["delta"].values())
+    assert all(p == 1.0 for p in test["p_value"].values())
+    assert 0 < test["first_stage"]["nDCG@10"] <= 1
+    details = json.loads((Path(cfg.paths.eval_dir) / "details" / "test.json").read_text())
+    assert details["nDCG@10"] == test["rerank"]["nDCG@10"]
+    assert set(details["per_query"]) == {q.qid for q in bench.queries("test")}
+    curve = json.loads((Path(cfg.paths.eval_dir) / "plots" / "ndcg_test_rerank.json").read_text())
+    assert [p["k"] for p in curve] == [5, 10, 20, 50, 100]
+
+
+def test_mlflow_records_each_stage(pipeline):
+    cfg, _ = pipeline
+    runs = _runs(cfg)
+    assert sorted(r.info.run_name for r in runs) == ["evaluate", "rerank", "retrieve", "synthesize"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    # One pipeline key groups the stage runs of one pipeline execution.
+    assert len({r.data.tags["rankvideo.pipeline"] for r in runs}) == 1
+    by = {r.info.run_name: r for r in runs}
+    ev = by["evaluate"]
+    assert ev.data.params["eval.measures"].startswith('["nDCG@5"')
+    assert ev.data.params["data.num_events"] == "6"
+    assert ev.data.tags["mlflow.source.git.commit"]
+    assert ev.data.tags["git.dirty"] in ("True", "False", "None")
+    assert ev.data.tags["pkg.torch"] == "2.14.1"
+    assert ev.data.tags["pkg.mlflow"] == "3.17.2"
+    assert any(k.startswith("data.") and "benchmark" in k for k in ev.data.tags)
+    assert ev.data.metrics["test/rerank/nDCG_at_10"] == pytest.approx(ev.data.metrics["test/first_stage/nDCG_at_10"])
+    assert by["rerank"].data.tags["rerank.passthrough"] == "true"
+    client = mlflow.MlflowClient()
+    files = {a.path for a in client.list_artifacts(ev.info.run_id, "run_info")}
+    assert {"run_info/config.yaml", "run_info/packages.json", "run_info/data_versions.json"} <= files
+    local = client.download_artifacts(ev.info.run_id, "run_info/config.yaml")
+    logged = OmegaConf.load(local)
+    assert logged.data.num_queries == 30 and logged.tracking.uri == cfg.tracking.uri
+
+
+def test_same_seed_same_metrics(tiny_cfg, tmp_path):
+    """Same seed, same config, same data: same metrics, in a fresh folder."""
+    OmegaConf.resolve(tiny_cfg)
+    outs = []
+    for sub in ("a", "b"):
+        cfg = OmegaConf.merge(tiny_cfg, {"paths": {
+            "benchmark": str(tmp_path / sub / "benchmark"), "retrieve_dir": str(tmp_path / sub / "retrieve"),
+            "first_stage_run": str(tmp_path / sub / "retrieve" / "run.trec"), "rerank_dir": str(tmp_path / sub / "rerank"),
+            "reranked_run": str(tmp_path / sub / "rerank" / "run.trec"), "eval_dir": str(tmp_path / sub / "evaluate")},
+            "tracking": {"enabled": False}})
+        for stage in (synthesize, retrieve, rerank, evaluate):
+            stage.run(cfg)
+        outs.append((tmp_path / sub / "evaluate" / "metrics.json").read_bytes())
+        outs.append((tmp_path / sub / "benchmark" / "manifest.json").read_bytes())
+    assert outs[0] == outs[2] and outs[1] == outs[3]
+
+
+def test_failed_stage_marks_run_failed(tiny_cfg):
+    OmegaConf.resolve(tiny_cfg)
+    with pytest.raises(FileNotFoundError, match="no corpus.jsonl"):
+        retrieve.run(tiny_cfg, source="test")
+    # The benchmark was never built: the retrieve run must not be left open or FINISHED.
+    runs = _runs(tiny_cfg)
+    assert [r.info.status for r in runs] in ([], ["FAILED"])
