@@ -144,6 +144,28 @@ def _iter_lines(path: PathLike) -> Iterable[tuple[int, list[str]]]:
                 yield lineno, cols
 
 
+def _read_pairs(path: PathLike, layout: str, value_col: int, parse, what: str) -> dict[str, dict]:
+    """Shared reader of TREC run and qrels lines: qid in column 0, doc id in column 2, the value
+    in `value_col`; at least as many columns as `layout` names (extra trailing columns tolerated,
+    as trec_eval does). A (qid, doc) pair seen twice is an error naming both lines: trec_eval
+    refuses it too, and keeping one would make the result depend on file order."""
+    width = len(layout.split())
+    out: dict[str, dict] = {}
+    first_seen: dict[tuple[str, str], int] = {}
+    for lineno, cols in _iter_lines(path):
+        if len(cols) < width:
+            raise FormatError(path, f"expected at least {width} columns ({layout}), found {len(cols)}", line=lineno)
+        qid, doc = cols[0], cols[2]
+        value = parse(cols[value_col], lineno)
+        pair = (qid, doc)
+        if pair in first_seen:
+            raise FormatError(path, f"query {qid!r} doc {doc!r} {what} twice "
+                              f"(lines {first_seen[pair]} and {lineno})", line=lineno)
+        first_seen[pair] = lineno
+        out.setdefault(qid, {})[doc] = value
+    return out
+
+
 def read_trec_run(path: PathLike) -> Run:
     """Read ``qid Q0 docid rank score tag`` lines (whitespace separated).
 
@@ -151,26 +173,17 @@ def read_trec_run(path: PathLike) -> Run:
     column is ignored (trec_eval orders by score only). A (qid, doc) pair seen
     twice is an error, as in trec_eval, naming both lines.
     """
-    run: Run = {}
-    first_seen: dict[tuple[str, str], int] = {}
-    for lineno, cols in _iter_lines(path):
-        if len(cols) < 6:
-            raise FormatError(path, f"expected at least 6 columns "
-                              f"(qid Q0 docid rank score tag), found {len(cols)}", line=lineno)
-        qid, doc, score_text = cols[0], cols[2], cols[4]
+
+    def score(text: str, lineno: int) -> float:
         try:
-            score = float(score_text)
+            value = float(text)
         except ValueError:
-            raise FormatError(path, f"score {score_text!r} is not a number", line=lineno) from None
-        if not math.isfinite(score):
-            raise FormatError(path, f"score {score_text!r} is not finite", line=lineno)
-        pair = (qid, doc)
-        if pair in first_seen:
-            raise FormatError(path, f"query {qid!r} doc {doc!r} appears twice "
-                              f"(lines {first_seen[pair]} and {lineno})", line=lineno)
-        first_seen[pair] = lineno
-        run.setdefault(qid, {})[doc] = score
-    return run
+            raise FormatError(path, f"score {text!r} is not a number", line=lineno) from None
+        if not math.isfinite(value):
+            raise FormatError(path, f"score {text!r} is not finite", line=lineno)
+        return value
+
+    return _read_pairs(path, "qid Q0 docid rank score tag", 4, score, "appears")
 
 
 def _format_score(score: float) -> str:
@@ -231,26 +244,14 @@ def read_qrels(path: PathLike) -> Qrels:
     <= 0 as non-relevant (and < 0 as judged-but-unjudged), which evaluators
     reproduce only if they see the original value.
     """
-    qrels: Qrels = {}
-    first_seen: dict[tuple[str, str], int] = {}
-    for lineno, cols in _iter_lines(path):
-        if len(cols) < 4:
-            raise FormatError(path, f"expected at least 4 columns (qid iter docid rel), "
-                              f"found {len(cols)}", line=lineno)
-        qid, doc, rel_text = cols[0], cols[2], cols[3]
+
+    def label(text: str, lineno: int) -> int:
         try:
-            rel = int(rel_text)
+            return int(text)
         except ValueError:
-            raise FormatError(path, f"relevance {rel_text!r} is not an integer", line=lineno) from None
-        pair = (qid, doc)
-        if pair in first_seen:
-            # trec_eval refuses duplicate judgments too; silently keeping one
-            # would make the result depend on file order.
-            raise FormatError(path, f"query {qid!r} doc {doc!r} judged twice "
-                              f"(lines {first_seen[pair]} and {lineno})", line=lineno)
-        first_seen[pair] = lineno
-        qrels.setdefault(qid, {})[doc] = rel
-    return qrels
+            raise FormatError(path, f"relevance {text!r} is not an integer", line=lineno) from None
+
+    return _read_pairs(path, "qid iter docid rel", 3, label, "judged")
 
 
 def write_qrels(path: PathLike, qrels: Mapping[str, Mapping[str, int]]) -> None:
