@@ -58,7 +58,19 @@ def test_repro_noop_and_targeted_rerun(scratch):
     assert params["data"]["num_events"] == 6, "compose did not pick up the conf/ edit"
     metrics = json.loads((scratch / "artifacts/evaluate/metrics.json").read_text())
     assert set(metrics) == {"test"}
-    assert (scratch / "experiments/mlflow.db").exists()
+    # The four stage runs of this repro are logged to the project's store and share one key.
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{scratch / 'experiments/mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["rankvideo"], output_format="list")
+    assert sorted(r.info.run_name for r in runs) == ["evaluate", "rerank", "retrieve", "synthesize"]
+    assert {r.data.tags["rankvideo.source"] for r in runs} == {"dvc"}
+    assert len({r.data.tags["rankvideo.pipeline"] for r in runs}) == 1
+    ev = next(r for r in runs if r.info.run_name == "evaluate")
+    lock = yaml.safe_load((scratch / "dvc.lock").read_text())
+    bench_md5 = next(o["md5"] for o in lock["stages"]["synthesize"]["outs"] if o["path"] == "artifacts/benchmark")
+    assert ev.data.tags["data.artifacts/benchmark"] == bench_md5  # the DVC hash of the input data
+    assert ev.data.tags["git.dirty"] == "False"
 
     second = _sh(scratch, "dvc", "repro")
     assert _ran(second) == set()

@@ -10,6 +10,7 @@ import mlflow
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import compose_cfg
 from rankvideo.data.benchmark import Benchmark
 from rankvideo.data.trec import read_trec_run
 from rankvideo.stages import evaluate, rerank, retrieve, synthesize
@@ -109,3 +110,25 @@ def test_failed_stage_marks_run_failed(tiny_cfg):
     # The benchmark was never built: the retrieve run must not be left open or FINISHED.
     runs = _runs(tiny_cfg)
     assert [r.info.status for r in runs] in ([], ["FAILED"])
+
+
+def test_external_first_stage_from_official_json(tiny_cfg, tmp_path):
+    """retrieval=external reads the official {qid: {doc_id: score}} JSON; queries it lacks are
+    logged and score 0 downstream."""
+    from rankvideo.data.trec import write_json_run
+
+    OmegaConf.resolve(tiny_cfg)
+    synthesize.run(tiny_cfg)
+    bench = Benchmark(tiny_cfg.paths.benchmark)
+    qids = [q.qid for q in bench.queries()]
+    docs = sorted(d.doc_id for d in bench.corpus())
+    ext = {q: {d: float(len(docs) - i) for i, d in enumerate(docs[:5])} for q in qids[1:]}
+    ext["not-a-benchmark-query"] = {docs[0]: 1.0}
+    write_json_run(tmp_path / "ranking.json", ext)
+    cfg = compose_cfg(["debug=tiny", "retrieval=external", f"retrieval.path={tmp_path / 'ranking.json'}", "retrieval.depth=3",
+                       f"paths.artifacts={tmp_path / 'artifacts'}", f"paths.experiments={tmp_path / 'experiments'}"])
+    assert cfg.retrieval.source == str(tmp_path / "ranking.json")  # what DVC tracks as the stage's dep
+    retrieve.run(cfg)
+    run = read_trec_run(cfg.paths.first_stage_run)
+    assert set(run) == set(qids[1:])
+    assert all(list(v) == docs[:3] for v in run.values())

@@ -66,10 +66,12 @@ def _git(*args: str) -> str | None:
 
 def git_state() -> dict[str, Any]:
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # Only tracked files count (DVC outputs and the MLflow store are untracked by design), and not
+    # the records DVC rewrites while `dvc repro` runs: dvc.lock, and params.yaml, which is composed
+    # from conf/ (an edit there shows up as conf/ being dirty).
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!params.yaml")
     return {
         "commit": commit.strip() if commit else "unknown",
-        # Only tracked files count: DVC outputs and the MLflow store are untracked by design.
         "dirty": bool(status.strip()) if status is not None else None,
     }
 
