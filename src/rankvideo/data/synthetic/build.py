@@ -159,7 +159,8 @@ def _sample_queries(cfg: BenchmarkConfig, truths: dict[str, VideoTruth]) -> tupl
             continue
         seen_text.add(q.text)
         judged = {d: g for d in doc_ids if (g := grade(q, truths[d])) > 0}
-        assert judged.get(doc) == 3, f"query {q.qid} does not fully match its own source video {doc}"
+        if judged.get(doc) != 3:  # a generator bug, never the data's fault: stop rather than mislabel
+            raise RuntimeError(f"query {q.qid} ({q.text!r}) does not fully match its own source video {doc}")
         queries.append(q)
         qrels[q.qid] = judged
     return queries, qrels
