@@ -580,3 +580,28 @@ def test_missing_folder_is_a_helpful_error(tmp_path):
         Benchmark(missing)
     msg = str(err.value)
     assert str(missing) in msg and "corpus.jsonl" in msg and "synthesize" in msg
+
+
+def test_setting_is_visible_and_captioned():
+    """The kind of event shows as a background texture, the place as a corner emblem; a captioner
+    names the setting (not the place)."""
+    from rankvideo.data.synthetic.scenes import emblem_bits
+
+    plain = scene(obj("circle", "red", "large", "static"))
+    textured = replace(plain, kind_index=5, place_index=3)
+    f_plain, f_tex = render(plain)[0].astype(int), render(textured)[0].astype(int)
+    # Bottom-right corner region (no shapes there at t=0 for this scene): plain is one colour,
+    # textured has two brightness levels 28 apart.
+    region_p, region_t = f_plain[60:76, 70:94], f_tex[60:76, 70:94]
+    assert len(np.unique(region_p.reshape(-1, 3), axis=0)) == 1
+    levels = np.unique(region_t[..., 0])
+    assert len(levels) == 2 and levels[1] - levels[0] == 28
+    # The emblem: 3x3 cells of 6 px from (2, 2); lit cells follow the place's bits.
+    bits = emblem_bits(3)
+    for b, on in enumerate(bits):
+        cy, cx = 2 + (b // 3) * 6 + 3, 2 + (b % 3) * 6 + 3
+        assert (f_tex[cy, cx] > 150).all() == bool(on)
+    assert len({tuple(emblem_bits(p)) for p in range(18)}) == 18
+    text = caption(textured, np.random.default_rng(0), NO_NOISE, kind="flood")
+    assert text.endswith("A small square emblem is shown in the top left corner. The setting looks like a flood.")
+    assert "plain dark colour" not in text

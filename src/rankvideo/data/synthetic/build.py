@@ -36,12 +36,14 @@ from ..video import write_video
 from . import proxies as P
 from .queries import VARIANTS, VISUAL_KINDS, QuerySpec, VideoTruth, grade, sample_query
 from .scenes import Scene, render, sample_scene
-from .world import EVENT_KINDS, GENERIC_SCREEN, Event, sample_events
+from .world import EVENT_KINDS, GENERIC_SCREEN, PLACES, Event, sample_events
+
+KIND_INDEX = {k: i for i, k in enumerate(EVENT_KINDS)}
 
 log = logging.getLogger(__name__)
 
 # Independent random streams, so that changing e.g. the number of queries leaves videos alone.
-_EVENTS, _VIDEOS, _QUERIES, _SPLITS, _IDS = 1, 2, 3, 4, 5
+_EVENTS, _VIDEOS, _QUERIES, _SPLITS, _IDS, _EMBLEMS = 1, 2, 3, 4, 5, 6
 SPLITS = ("train", "val", "test")
 
 
@@ -53,6 +55,11 @@ class VideoSpec:
     seconds: float = 6.0
     max_objects: int = 4
     text_rate: float = 0.5
+    # The setting is visible: a background texture per kind of event, and in this share of the
+    # clips a landmark emblem of the place. Without them no video reader could tell a flood in
+    # Lisbon from a parade in Lima, and reranking the first stage's candidates would be guesswork.
+    setting_texture: bool = True
+    emblem_rate: float = 0.8
 
 
 @dataclass
@@ -116,6 +123,9 @@ def _sample_corpus(cfg: BenchmarkConfig) -> tuple[list[dict], dict[str, VideoTru
             max_objects=cfg.video.max_objects,
             text_words=kind["screen"] + GENERIC_SCREEN,
             text_rate=cfg.video.text_rate,
+            kind_index=KIND_INDEX[ev.kind] if cfg.video.setting_texture else -1,
+            # Its own stream, so that the emblem draw leaves every text proxy as it was.
+            place_index=PLACES.index(ev.place) if np.random.default_rng([cfg.seed, _EMBLEMS, i]).random() < cfg.video.emblem_rate else -1,
         )
         title, description = P.metadata(ev, details, scene, rng, cfg.proxies)
         doc_id = f"vid{int(ids[i]):05d}"
@@ -127,7 +137,7 @@ def _sample_corpus(cfg: BenchmarkConfig) -> tuple[list[dict], dict[str, VideoTru
             "description": description,
             "asr": P.asr(ev, details, rng, cfg.proxies),
             "ocr": P.ocr(scene, rng, cfg.proxies),
-            "caption": P.caption(scene, rng, cfg.proxies),
+            "caption": P.caption(scene, rng, cfg.proxies, kind=ev.kind),
             "truth": {"kind": ev.kind, "place": ev.place, "details": details, "scene": scene.to_dict()},
         })
         truths[doc_id] = VideoTruth(kind=ev.kind, place=ev.place, details=tuple(details), scene=scene)

@@ -51,7 +51,7 @@ def _maybe_wrong(rng: np.random.Generator, value: str, choices, rate: float) -> 
     return value
 
 
-def caption(scene: Scene, rng: np.random.Generator, cfg: ProxyConfig) -> str:
+def caption(scene: Scene, rng: np.random.Generator, cfg: ProxyConfig, kind: str | None = None) -> str:
     """3-6 factual sentences, like the paper's captioner, with omissions and mistakes."""
     sentences: list[str] = []
     kept = [o for o in scene.objects if rng.random() >= cfg.caption_omission_rate] or list(scene.objects[:1])
@@ -73,7 +73,13 @@ def caption(scene: Scene, rng: np.random.Generator, cfg: ProxyConfig) -> str:
         sentences.append(f"In total {n} shape{'s' if n != 1 else ''} can be seen.")
     if scene.text and rng.random() >= cfg.caption_omission_rate:
         sentences.append(f"The word {scene.text.word} is written at the bottom of the screen.")
-    sentences.append("The background is a plain dark colour.")
+    if scene.kind_index < 0:
+        sentences.append("The background is a plain dark colour.")
+    if scene.place_index >= 0 and rng.random() >= cfg.caption_omission_rate:
+        sentences.append("A small square emblem is shown in the top left corner.")
+    if kind is not None and scene.kind_index >= 0 and rng.random() >= cfg.caption_omission_rate:
+        # A captioner recognises the setting (flood water, smoke) but not the place.
+        sentences.append(f"The setting looks like {_article(kind)} {kind}.")
     return " ".join(sentences)
 
 

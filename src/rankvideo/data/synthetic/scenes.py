@@ -63,6 +63,11 @@ class Scene:
     height: int
     # Start positions and offsets are sampled once so rendering stays a pure function.
     starts: tuple[tuple[float, float], ...] = field(default=())
+    # The setting, what a viewer would recognise as the kind of event (flood water, smoke...):
+    # a background stripe texture per kind of event (-1: plain background).
+    kind_index: int = -1
+    # A landmark: a 3x3 emblem in the top-left corner identifying the place (-1: none shown).
+    place_index: int = -1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -81,6 +86,8 @@ class Scene:
             width=int(d["width"]),
             height=int(d["height"]),
             starts=tuple(tuple(s) for s in d.get("starts", ())),
+            kind_index=int(d.get("kind_index", -1)),
+            place_index=int(d.get("place_index", -1)),
         )
 
 
@@ -99,6 +106,8 @@ def sample_scene(
     max_objects: int,
     text_words: list[str],
     text_rate: float,
+    kind_index: int = -1,
+    place_index: int = -1,
 ) -> Scene:
     """Sample a scene: 1..max_objects objects with distinct (shape, colour), staggered entries
     (fewer than max_objects when the clip is too short to stagger that many 1 s apart)."""
@@ -139,6 +148,8 @@ def sample_scene(
         width=int(width),
         height=int(height),
         starts=tuple(starts),
+        kind_index=kind_index,
+        place_index=place_index,
     )
 
 
@@ -160,6 +171,34 @@ def _position(obj: SceneObject, start: tuple[float, float], t: float, scene: Sce
     return x0, y0
 
 
+def _texture(scene: Scene) -> np.ndarray | None:
+    """Boolean stripe mask of the scene's kind of event: 4 orientations x 3 periods, so up to 12
+    kinds look different. Low contrast, so the shapes stay the salient thing in the frame."""
+    if scene.kind_index < 0:
+        return None
+    orientation, period = scene.kind_index % 4, (0.06, 0.11, 0.18)[(scene.kind_index // 4) % 3] * scene.width
+    yy, xx = np.mgrid[0 : scene.height, 0 : scene.width]
+    coord = (yy, xx, xx + yy, xx - yy + scene.height)[orientation]
+    return (coord // max(period / 2, 1)) % 2 == 1
+
+
+def emblem_bits(place_index: int) -> list[int]:
+    """The 3x3 landmark pattern of a place: 9 bits, distinct for up to 511 places (37 is coprime
+    with 511), never all off."""
+    code = (place_index * 37 + 11) % 511 + 1
+    return [(code >> b) & 1 for b in range(9)]
+
+
+def _draw_emblem(draw: ImageDraw.ImageDraw, scene: Scene) -> None:
+    cell = max(2, round(scene.width * 0.06))
+    x0 = y0 = max(1, round(scene.width * 0.02))
+    draw.rectangle((x0, y0, x0 + 3 * cell - 1, y0 + 3 * cell - 1), fill=(0, 0, 0))
+    for b, on in enumerate(emblem_bits(scene.place_index)):
+        if on:
+            cx, cy = x0 + (b % 3) * cell, y0 + (b // 3) * cell
+            draw.rectangle((cx, cy, cx + cell - 1, cy + cell - 1), fill=(210, 210, 210))
+
+
 def _font(height: int) -> ImageFont.ImageFont:
     # Pillow ships a scalable default font (needs FreeType, which its wheels include).
     return ImageFont.load_default(size=max(8, int(height * 0.15)))
@@ -170,10 +209,17 @@ def render(scene: Scene) -> np.ndarray:
     n_frames = int(round(scene.seconds * scene.fps))
     font = _font(scene.height) if scene.text else None
     frames = np.empty((n_frames, scene.height, scene.width, 3), dtype=np.uint8)
+    base = np.empty((scene.height, scene.width, 3), dtype=np.uint8)
+    base[:] = scene.background
+    mask = _texture(scene)
+    if mask is not None:
+        base[mask] = np.clip(np.asarray(scene.background) + 28, 0, 255)
     for i in range(n_frames):
         t = i / scene.fps
-        img = Image.new("RGB", (scene.width, scene.height), scene.background)
+        img = Image.fromarray(base)
         draw = ImageDraw.Draw(img)
+        if scene.place_index >= 0:
+            _draw_emblem(draw, scene)
         for obj, start in zip(scene.objects, scene.starts):
             if t < obj.appear:
                 continue
