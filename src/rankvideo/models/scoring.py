@@ -1,0 +1,295 @@
+"""Encoding (query, video) pairs for the reranker and reading its score.
+
+The score of a pair is s(q, v) = logit("yes") - logit("no") at the answer
+position, the last token of the prompt, which ends with ``<answer>``
+(../shared/paper-notes.md, "Model and score"). Nothing is generated.
+
+Frames come from :func:`rankvideo.data.video.read_clip`, already sampled; the
+processor must not sample them again, and it is told their real timestamps
+through ``VideoMetadata`` so the ``<t seconds>`` stamps it writes between
+frame pairs are the clip's own (../shared/stack.md, trap 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from rankvideo.data.video import Clip
+from rankvideo.models.prompts import (
+    ANSWER_PREFIX,
+    THINK_CLOSE,
+    THINK_OPEN,
+    build_caption_messages,
+    build_messages,
+)
+
+__all__ = [
+    "IGNORE_INDEX",
+    "answer_position",
+    "caption_target",
+    "encode_caption_examples",
+    "encode_pairs",
+    "score_batch",
+    "video_inputs",
+    "yes_no_token_ids",
+]
+
+IGNORE_INDEX = -100  # label value torch's cross entropy skips
+
+# Clock used when a clip's native frame rate is unknown (Clip.native_fps 0.0):
+# frame "indices" are then milliseconds, so the processor's idx / fps gives
+# back the decoded timestamps anyway.
+_FALLBACK_CLOCK_HZ = 1000.0
+
+
+def _tokenizer_of(processor_or_tokenizer):
+    return getattr(processor_or_tokenizer, "tokenizer", processor_or_tokenizer)
+
+
+def yes_no_token_ids(tokenizer) -> tuple[int, int]:
+    """Ids of "yes" and "no" as the token right after :data:`ANSWER_PREFIX`.
+
+    The score compares exactly two logits, so each answer word must be one
+    token where it is read: the encoding of ``ANSWER_PREFIX + word`` must be
+    the encoding of the prefix followed by a single token. A tokenizer that
+    splits a word, or that merges it with the end of the prefix, would make
+    the score read the logit of a word fragment; that is refused loudly.
+    Accepts a tokenizer or a processor holding one.
+    """
+    tok = _tokenizer_of(tokenizer)
+    name = f"{type(tok).__name__}({getattr(tok, 'name_or_path', '') or 'unnamed'!r})"
+    prefix = tok.encode(ANSWER_PREFIX, add_special_tokens=False)
+    out = []
+    for word in ("yes", "no"):
+        ids = tok.encode(ANSWER_PREFIX + word, add_special_tokens=False)
+        if ids[: len(prefix)] != prefix or len(ids) != len(prefix) + 1:
+            pieces = tok.convert_ids_to_tokens(ids)
+            raise ValueError(
+                f"tokenizer {name} does not encode {word!r} as one token after {ANSWER_PREFIX!r}: "
+                f"{ANSWER_PREFIX + word!r} -> {pieces}; the yes/no score needs a single token per answer"
+            )
+        out.append(ids[-1])
+    if out[0] == out[1]:
+        raise ValueError(f"tokenizer {name} maps 'yes' and 'no' to the same token id {out[0]}")
+    return out[0], out[1]
+
+
+def video_inputs(clip: Clip, temporal_patch_size: int = 2):
+    """Frames and ``VideoMetadata`` of ``clip`` as the Qwen3-VL processor wants them.
+
+    - Timestamps are re-zeroed at the first frame: the processor stamps a
+      video file's frames from its first decoded frame, and clips cut from a
+      longer stream keep their offset in :class:`Clip`.
+    - ``frames_indices`` are the frames' positions on the native frame clock
+      (``round(t * native_fps)``), so the processor's ``idx / fps`` is the
+      real timestamp (to within half a native frame for variable-rate files,
+      far below the 0.1 s it prints). Unknown native rate: a 1 kHz clock.
+    - A frame count that is not a multiple of ``temporal_patch_size`` (odd,
+      for Qwen's 2) is padded by repeating the last frame and its index, the
+      same padding the processor applies internally; doing it here also makes
+      a 1-frame clip valid (the resizer refuses fewer frames than one
+      temporal patch) and keeps frames and stamps in step.
+    """
+    from transformers.video_utils import VideoMetadata
+
+    frames = np.asarray(clip.frames)
+    ts = np.asarray(clip.timestamps, dtype=np.float64)
+    ts = ts - ts[0]
+    fps = float(clip.native_fps) if clip.native_fps and clip.native_fps > 0 else _FALLBACK_CLOCK_HZ
+    indices = np.rint(ts * fps).astype(np.int64)
+    if pad := -len(frames) % temporal_patch_size:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
+        indices = np.concatenate([indices, np.repeat(indices[-1:], pad)])
+    _, height, width, _ = frames.shape
+    metadata = VideoMetadata(
+        total_num_frames=int(indices[-1]) + 1,
+        fps=fps,
+        width=int(width),
+        height=int(height),
+        duration=float(ts[-1]),
+        frames_indices=indices.tolist(),
+    )
+    return np.ascontiguousarray(frames), metadata
+
+
+def _process(processor, texts: list[str], clips: Sequence[Clip]):
+    tps = getattr(processor.video_processor, "temporal_patch_size", 2)
+    frames, metadata = zip(*(video_inputs(c, tps) for c in clips)) if clips else ((), ())
+    return processor(
+        text=texts,
+        videos=list(frames),
+        video_metadata=list(metadata),
+        # The frames are already sampled (read_clip); resampling would drop
+        # some and desynchronise the stamps.
+        do_sample_frames=False,
+        input_data_format="channels_last",
+        padding=True,
+        # Explicit: hub tokenizers may default to right padding, which would
+        # put pad tokens where the score is read.
+        padding_side="left",
+        return_tensors="pt",
+    )
+
+
+def _check_pairs(clips, texts, what: str) -> None:
+    if len(clips) != len(texts):
+        raise ValueError(f"got {len(clips)} clips but {len(texts)} {what}; pass one per clip")
+    if not clips:
+        raise ValueError("nothing to encode: clips is empty")
+    for c in clips:
+        if not isinstance(c, Clip):
+            raise TypeError(f"clips must be rankvideo.data.video.Clip objects, got {type(c).__name__}")
+
+
+def _prompt(processor, messages: list[dict]) -> str:
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def encode_pairs(processor, clips: Sequence[Clip], queries: Sequence[str]):
+    """Processor inputs for scoring ``(queries[i], clips[i])``.
+
+    Each text is the chat-templated relevance prompt, the assistant
+    generation prompt, then ``<answer>``: with left padding the last position
+    of every row is that ``<answer>`` token, whose logits predict the answer
+    word. Returns the processor's BatchFeature (input_ids, attention_mask,
+    mm_token_type_ids, pixel_values_videos, video_grid_thw).
+    """
+    clips, queries = list(clips), list(queries)
+    _check_pairs(clips, queries, "queries")
+    texts = [_prompt(processor, build_messages(q)) + ANSWER_PREFIX for q in queries]
+    return _process(processor, texts, clips)
+
+
+def _model_inputs(batch) -> dict:
+    """Every tensor the processor produced, except training-only labels.
+
+    Passed wholesale because transformers 5's Qwen3-VL needs
+    ``mm_token_type_ids`` (to build the 3-D M-RoPE positions of video
+    tokens) besides the usual inputs; dropping it is an error there, and
+    dropping anything else would silently change the model's view.
+    """
+    inputs = {k: v for k, v in batch.items() if k != "labels" and isinstance(v, torch.Tensor)}
+    if "input_ids" not in inputs or "attention_mask" not in inputs:
+        raise ValueError("batch needs input_ids and attention_mask (use encode_pairs)")
+    if "pixel_values_videos" in inputs and "mm_token_type_ids" not in inputs:
+        raise ValueError("batch has videos but no mm_token_type_ids; pass the processor's output unchanged")
+    return inputs
+
+
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def answer_position(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last non-pad token of each row ([B] long).
+
+    With left padding this is ``seq_len - 1`` for every row; the score is
+    read there. Rows without any real token give -1.
+    """
+    if input_ids.shape != attention_mask.shape:
+        raise ValueError(f"input_ids {tuple(input_ids.shape)} and attention_mask {tuple(attention_mask.shape)} differ")
+    seq = attention_mask.shape[-1]
+    mask = attention_mask.bool()
+    # Position of the last True: flip, argmax finds the first True from the end.
+    last = seq - 1 - mask.flip(-1).int().argmax(-1)
+    return torch.where(mask.any(-1), last, torch.full_like(last, -1))
+
+
+def score_batch(model, batch, *, yes_no_ids: tuple[int, int] | None = None) -> torch.Tensor:
+    """s = logit(yes) - logit(no) at the last position, float32 [B].
+
+    ``batch`` is :func:`encode_pairs` output. Runs a plain forward (no
+    generation, no KV cache) under whatever grad mode the caller set, so the
+    same call trains and scores. Only the last position's logits are
+    computed (``logits_to_keep=1``). ``yes_no_ids`` defaults to
+    :func:`yes_no_token_ids` of the tokenizer saved with the model; pass them
+    when the model has none attached.
+    """
+    inputs = _model_inputs(batch)
+    mask = inputs["attention_mask"]
+    if not bool(mask[:, -1].all()):
+        raise ValueError(
+            "the last position of some rows is padding: the batch is right-padded, so the score would be "
+            "read at a pad token; encode with left padding (encode_pairs does)"
+        )
+    if yes_no_ids is None:
+        yes_no_ids = _model_yes_no(model)
+    yes_id, no_id = yes_no_ids
+    device = _device_of(model)
+    inputs = {k: v.to(device) for k, v in inputs.items()}
+    out = model(**inputs, use_cache=False, logits_to_keep=1)
+    last = out.logits[:, -1, :].float()
+    return last[:, yes_id] - last[:, no_id]
+
+
+def _model_yes_no(model) -> tuple[int, int]:
+    ids = getattr(model, "_rankvideo_yes_no_ids", None)
+    if ids is None:
+        from transformers import AutoTokenizer
+
+        import os
+
+        path = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
+        if not path or not os.path.isdir(path):
+            # Never a hub lookup from inside a scoring loop.
+            raise ValueError(
+                "the model carries no yes/no token ids and was not loaded from a local folder; "
+                "pass yes_no_ids=yes_no_token_ids(tokenizer)"
+            )
+        ids = yes_no_token_ids(AutoTokenizer.from_pretrained(path, local_files_only=True))
+        # Cached on the module: looked up once per model, not per batch.
+        model._rankvideo_yes_no_ids = ids
+    return ids
+
+
+def caption_target(caption: str) -> str:
+    """The stage-1 assistant target: ``<think>{caption}</think><|im_end|>``."""
+    if not isinstance(caption, str) or not caption.strip():
+        raise ValueError(f"caption must be a non-empty string, got {caption!r}")
+    return f"{THINK_OPEN}{caption.strip()}{THINK_CLOSE}"
+
+
+def encode_caption_examples(processor, clips: Sequence[Clip], captions: Sequence[str]):
+    """Stage-1 (perception SFT) inputs with ``labels``.
+
+    Text per row: the caption prompt (:func:`build_caption_messages`), the
+    assistant generation prompt, then the target ``<think>{caption}</think>``
+    and the tokenizer's end-of-turn token ``<|im_end|>``. Nothing follows it,
+    so with left padding the target is the last tokens of each row.
+
+    Loss tokens (labels != -100): exactly the target's tokens, i.e. the
+    ``<think>`` token, the caption's tokens, the ``</think>`` token and the
+    closing ``<|im_end|>`` (so the model learns to stop after the caption).
+    Everything else is -100: padding, the system and user turns, the video
+    and stamp tokens, and the ``<|im_start|>assistant\\n`` header. Labels are
+    aligned with input_ids; the model's loss shifts them by one itself.
+    """
+    clips, captions = list(clips), list(captions)
+    _check_pairs(clips, captions, "captions")
+    tok = processor.tokenizer
+    eot = tok.eos_token
+    if not eot:
+        raise ValueError(f"tokenizer {type(tok).__name__} has no eos (end-of-turn) token")
+    targets = [caption_target(c) + eot for c in captions]
+    prompt = _prompt(processor, build_caption_messages())
+    batch = _process(processor, [prompt + t for t in targets], clips)
+
+    input_ids = batch["input_ids"]
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    think_id = tok.convert_tokens_to_ids(THINK_OPEN)
+    for i, target in enumerate(targets):
+        n = len(tok.encode(target, add_special_tokens=False))
+        row = input_ids[i, -n:]
+        # The target starts with an added token, so it tokenizes the same
+        # alone as after the prompt; verify rather than trust it.
+        if row[0].item() != think_id or row[-1].item() != tok.eos_token_id or not bool(batch["attention_mask"][i, -n:].all()):
+            raise RuntimeError(
+                f"row {i}: the caption target is not the last {n} tokens of the encoded text; "
+                "the tokenizer merges it with the prompt or the batch is not left-padded"
+            )
+        labels[i, -n:] = row
+    batch["labels"] = labels
+    return batch
