@@ -434,7 +434,7 @@ def _looks_like_path(s: str) -> bool:
     return s.startswith((".", "/", "~")) or s.count("/") > 1 or "\\" in s
 
 
-def load_backbone(path_or_hub_id: str | os.PathLike[str], *, trust_remote_code: bool = False, dtype=None):
+def load_backbone(path_or_hub_id: str | os.PathLike[str], *, trust_remote_code: bool = False, dtype=None, **model_kwargs):
     """Load ``(model, processor)`` through the Auto classes.
 
     A local folder (e.g. from :func:`build_tiny_qwen3_vl`) is loaded with
@@ -455,7 +455,7 @@ def load_backbone(path_or_hub_id: str | os.PathLike[str], *, trust_remote_code: 
     elif isinstance(path_or_hub_id, os.PathLike) or _looks_like_path(src) or os.path.exists(src):
         raise FileNotFoundError(f"backbone folder {src!r} does not exist (or is not a folder)")
     processor = AutoProcessor.from_pretrained(src, **kwargs)
-    model_kwargs = dict(kwargs)
+    model_kwargs = {**kwargs, **model_kwargs}  # e.g. quantization_config for peft=qlora
     if dtype is not None:
         model_kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
     model = AutoModelForImageTextToText.from_pretrained(src, **model_kwargs)

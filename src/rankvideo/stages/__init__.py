@@ -1,4 +1,25 @@
 """One `run(cfg) -> dict` per pipeline stage. The Hydra entry scripts in src/ and the DVC stage
 commands (`python -m rankvideo.stages NAME`) call the same functions; tests call them too."""
 
-STAGES = ("synthesize", "retrieve", "rerank", "evaluate")
+from __future__ import annotations
+
+import importlib
+
+# stage name -> (module, function)
+STAGES = {
+    "synthesize": ("synthesize", "run"),
+    "retrieve": ("retrieve", "run"),
+    "build_model": ("build_model", "run"),
+    "stage1": ("curriculum", "run_stage1"),
+    "stage2": ("curriculum", "run_stage2"),
+    "rerank": ("rerank", "run"),
+    "evaluate": ("evaluate", "run"),
+    "train": ("train", "run"),
+}
+
+
+def stage_fn(name: str):
+    if name not in STAGES:
+        raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    module, fn = STAGES[name]
+    return getattr(importlib.import_module(f"rankvideo.stages.{module}"), fn)

@@ -9,19 +9,18 @@ scripts in src/ call the same `run(cfg)` functions.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 
 from omegaconf import OmegaConf
 
-from . import STAGES
+from . import STAGES, stage_fn
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rankvideo.stages", description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("stage", choices=[s for s in STAGES if s != "train"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     import dvc.api
@@ -29,10 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     params = dvc.api.params_show(stages=args.stage)
     cfg = OmegaConf.create(params)
     OmegaConf.set_struct(cfg, True)  # reading an undeclared key raises instead of returning None
-    module = importlib.import_module(f"rankvideo.stages.{args.stage}")
     # The stage sees only its declared params; the grouping key of the MLflow runs of one
     # `dvc repro` is computed from the whole params.yaml so that every stage gets the same one.
-    module.run(cfg, source="dvc", pipeline_cfg=OmegaConf.load("params.yaml"))
+    stage_fn(args.stage)(cfg, source="dvc", pipeline_cfg=OmegaConf.load("params.yaml"))
     return 0
 
 

@@ -19,6 +19,8 @@ OUTPUTS = {
     "retrieve": ("retrieve_dir",),
     "rerank": ("rerank_dir",),
     "evaluate": ("eval_dir",),
+    "build_model": ("model_dir",),
+    "train": ("stage1_dir", "stage2_dir"),
 }
 
 
@@ -36,12 +38,11 @@ def redirect_outputs(cfg: DictConfig, stage: str, run_dir: str | Path, overrides
 
 def hydra_main(cfg: DictConfig, stage: str) -> dict:
     """Body of every entry script's `@hydra.main` function."""
-    import importlib
-
     from hydra.core.hydra_config import HydraConfig
+
+    from . import stage_fn
 
     hc = HydraConfig.get()
     cfg = redirect_outputs(cfg, stage, hc.runtime.output_dir, list(hc.overrides.task))
     OmegaConf.resolve(cfg)
-    module = importlib.import_module(f"rankvideo.stages.{stage}")
-    return module.run(cfg, source="cli")
+    return stage_fn(stage)(cfg, source="cli")

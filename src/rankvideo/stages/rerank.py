@@ -1,18 +1,27 @@
 """Stage `rerank`: rescore the head of the first-stage list, keep the tail untouched.
 
-Only `rerank=passthrough` exists so far: it writes the first-stage order unchanged and says so in
-the run tag, in `rerank_info.json` next to the run and in the MLflow run, so its numbers can never
-be mistaken for a reranker's. The RankVideo reranker plugs in here.
+- `rerank=rankvideo`: the trained RankVideo reranker (stage 2's model by default; point
+  `rerank.checkpoint` at stage 1's model, or at any `save_pretrained` folder, to score with it).
+  Scores s = logit(yes) - logit(no) for the top `rerank.depth` candidates of every query of
+  `rerank.splits`, grouped by video (one decode and one vision pass per video), resumable.
+- `rerank=passthrough`: writes the first-stage order unchanged and says so in the run tag, in
+  `rerank_info.json` and in the MLflow run, so its numbers are never mistaken for a reranker's.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
+from ..data.benchmark import Benchmark
+from ..data.clips import ClipStore
 from ..data.trec import read_trec_run, write_trec_run
+from ..data.video import VideoReadError
 from ..tracking import tracked_run
 from ..utils.io import write_json
 
@@ -23,8 +32,14 @@ PASSTHROUGH_NOTE = "PASSTHROUGH: no reranker configured; this run is the first-s
 
 def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
     name = cfg.rerank.name
-    if name != "passthrough":
-        raise ValueError(f"rerank={name!r}: unknown reranker (available: passthrough)")
+    if name == "passthrough":
+        return _passthrough(cfg, source, pipeline_cfg)
+    if name == "rankvideo":
+        return _rankvideo(cfg, source, pipeline_cfg)
+    raise ValueError(f"rerank={name!r}: unknown reranker (rankvideo | passthrough)")
+
+
+def _passthrough(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
     first = read_trec_run(cfg.paths.first_stage_run)
     out = Path(cfg.paths.reranked_run)
     info_path = Path(cfg.paths.rerank_dir) / "rerank_info.json"
@@ -38,4 +53,64 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
         tr.log_metrics({"pairs_scored": 0})
         tr.log_artifact(out, "run")
         tr.log_artifact(info_path, "run")
+    return info
+
+
+def _model_fingerprint(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
+    from ..models.grouped import score_queries_for_video
+    from ..models.rerank import merge_head_and_tail, rerank_plan, score_run
+    from ..modules.peft_setup import load_trained
+
+    r = cfg.rerank
+    bench = Benchmark(cfg.paths.benchmark)
+    first = read_trec_run(cfg.paths.first_stage_run)
+    queries = {q.qid: q.text for s in r.splits for q in bench.queries(s)}
+    ckpt = Path(str(r.checkpoint))
+    rerank_dir = Path(cfg.paths.rerank_dir)
+    inputs = [str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(ckpt)]
+    with tracked_run(cfg, "rerank", source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
+        torch.set_grad_enabled(False)
+        base = str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
+        model, processor = load_trained(str(ckpt), base=base, dtype=cfg.model.dtype,
+                                        trust_remote_code=bool(cfg.model.trust_remote_code))
+        clips = ClipStore(bench, fps=float(r.fps), max_frames=int(r.max_frames))
+        plan = rerank_plan(first, queries, int(r.depth))
+        fingerprint = hashlib.sha256(json.dumps({"model": _model_fingerprint(ckpt), "depth": int(r.depth),
+                                                 "fps": float(r.fps), "max_frames": int(r.max_frames),
+                                                 "queries": sorted(queries)}).encode()).hexdigest()[:16]
+
+        def skip(doc: str) -> str | None:
+            if doc not in clips:
+                return "not in the benchmark corpus"
+            try:
+                clips[doc]
+            except VideoReadError as e:
+                return str(e)
+            return None
+
+        def score_video(doc: str, texts: list[str]) -> list[float]:
+            return score_queries_for_video(model, processor, clips[doc], texts, batch_size=int(r.batch_size))
+
+        scores, stats = score_run(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
+                                  fingerprint=fingerprint, skip=skip)
+        run_out = merge_head_and_tail({q: first.get(q, {}) for q in queries}, scores, int(r.depth))
+        write_trec_run(cfg.paths.reranked_run, run_out, tag=f"rankvideo_{ckpt.parent.name}")
+        info = {"reranker": "rankvideo", "checkpoint": str(ckpt), "rerank_depth": int(r.depth),
+                "num_queries": len(queries), **{k: v for k, v in stats.items() if k != "skipped"},
+                "skipped_videos": stats["skipped"]}
+        write_json(rerank_dir / "rerank_info.json", info)
+        tr.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
+        tr.log_artifact(cfg.paths.reranked_run, "run")
+        tr.log_artifact(rerank_dir / "rerank_info.json", "run")
+        log.info("reranked %d queries: %d pairs scored (%.1f pairs/s), %d videos resumed, %d skipped",
+                 len(queries), stats["pairs_scored"], stats["pairs_per_s"] or 0, stats["videos_resumed"], stats["videos_skipped"])
     return info

@@ -168,8 +168,12 @@ def _metric_key(k: str) -> str:
 
 @contextlib.contextmanager
 def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None, source: str = "cli",
-                pipeline_cfg: DictConfig | None = None) -> Iterator[StageRun]:
-    """Open an MLflow run for one stage; always closed, marked FAILED if the stage raises."""
+                pipeline_cfg: DictConfig | None = None, resume_file: str | Path | None = None) -> Iterator[StageRun]:
+    """Open an MLflow run for one stage; always closed, marked FAILED if the stage raises.
+
+    With `resume_file` (a long stage's checkpoint folder keeps it): the run id is written there,
+    and a later call that finds the file continues that run (a resumed training keeps one MLflow
+    run) instead of opening a new one; its params are not logged again."""
     tcfg = cfg.get("tracking")
     if tcfg is None or not tcfg.get("enabled", True):
         log.info("tracking disabled: no MLflow run for stage %s", stage)
@@ -210,14 +214,26 @@ def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None,
         if isinstance(node, dict) and "name" in node:
             tags[f"config.{group}"] = node["name"]
 
-    run = mlflow.start_run(experiment_id=exp_id, run_name=f"{stage}", tags={k: str(v) for k, v in tags.items()})
+    resumed = None
+    if resume_file is not None and Path(resume_file).exists():
+        resumed = Path(resume_file).read_text().strip() or None
+    if resumed:
+        run = mlflow.start_run(run_id=resumed)
+        mlflow.set_tags({"rankvideo.resumed": "true"})
+        log.info("continuing MLflow run %s (stage %s)", resumed, stage)
+    else:
+        run = mlflow.start_run(experiment_id=exp_id, run_name=f"{stage}", tags={k: str(v) for k, v in tags.items()})
+        if resume_file is not None:
+            Path(resume_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(resume_file).write_text(run.info.run_id)
     status = "FAILED"
     try:
-        params = {k: ("None" if v is None else v) for k, v in flatten(resolved).items()}
-        # MLflow caps a param value at 6000 characters and a batch at 100 params.
-        items = [(k, str(v)[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            mlflow.log_params(dict(items[i:i + 100]))
+        if not resumed:
+            params = {k: ("None" if v is None else v) for k, v in flatten(resolved).items()}
+            # MLflow caps a param value at 6000 characters and a batch at 100 params.
+            items = [(k, str(v)[:6000]) for k, v in params.items()]
+            for i in range(0, len(items), 100):
+                mlflow.log_params(dict(items[i:i + 100]))
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
             (Path(tmp) / "packages.json").write_text(json.dumps(versions, indent=1))

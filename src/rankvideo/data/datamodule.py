@@ -1,0 +1,83 @@
+"""DataModules of the curriculum: clips from the benchmark, encoded by the backbone's processor.
+
+Encoding (chat template, frames to patches) happens in `collate`, in the main process: the
+processor is cheap at these sizes, and keeping one process keeps runs deterministic on a CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from ..models.scoring import encode_caption_examples, encode_pairs
+from .clips import ClipStore
+from .samplers import GroupSampler, QueryGroup
+
+
+def _loader(items, batch_size: int, collate, *, shuffle: bool, seed: int) -> DataLoader:
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(items, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen, num_workers=0)
+
+
+class Stage1DataModule(L.LightningDataModule):
+    """(doc_id, caption) examples -> caption-SFT batches with labels."""
+
+    def __init__(self, examples: Sequence[tuple[str, str]], clips: ClipStore, processor, *, batch_size: int, seed: int):
+        super().__init__()
+        if not examples:
+            raise ValueError("stage 1 has no training examples (no training query with a captioned positive video)")
+        self.examples, self.clips, self.processor = list(examples), clips, processor
+        self.batch_size, self.seed = int(batch_size), int(seed)
+
+    def collate(self, rows):
+        return encode_caption_examples(self.processor, [self.clips[d] for d, _ in rows], [c for _, c in rows])
+
+    def train_dataloader(self):
+        return _loader(self.examples, self.batch_size, self.collate, shuffle=True, seed=self.seed)
+
+
+class Stage2DataModule(L.LightningDataModule):
+    """Query groups (re-drawn each epoch by the seeded sampler) for training; (query, candidate)
+    pairs of the val queries' first-stage heads for validation."""
+
+    def __init__(self, sampler: GroupSampler, clips: ClipStore, processor, *, batch_size: int,
+                 val_pairs: Sequence[tuple[str, str, str]] = (), val_batch_size: int = 32):
+        super().__init__()
+        self.sampler, self.clips, self.processor = sampler, clips, processor
+        self.batch_size, self.val_pairs, self.val_batch_size = int(batch_size), list(val_pairs), int(val_batch_size)
+
+    def collate_groups(self, groups: list[QueryGroup]):
+        n = max(len(g.doc_ids) for g in groups)
+        clips, texts = [], []
+        labels = torch.zeros(len(groups), n)
+        teacher = torch.full((len(groups), n), -1.0)
+        mask = torch.zeros(len(groups), n, dtype=torch.bool)
+        for i, g in enumerate(groups):
+            k = len(g.doc_ids)
+            clips += [self.clips[d] for d in g.doc_ids]
+            texts += [g.query] * k
+            labels[i, :k] = torch.tensor(g.labels, dtype=torch.float32)
+            teacher[i, :k] = torch.tensor(g.teacher, dtype=torch.float32)
+            mask[i, :k] = True
+        if not bool(mask.all()):
+            raise ValueError("query groups of different sizes in one batch; every group has 1 + K pairs")
+        return {"inputs": encode_pairs(self.processor, clips, texts), "labels": labels, "teacher": teacher, "mask": mask}
+
+    def collate_pairs(self, rows):
+        return {"inputs": encode_pairs(self.processor, [self.clips[d] for _, d, _ in rows], [t for _, _, t in rows]),
+                "qids": [q for q, _, _ in rows], "doc_ids": [d for _, d, _ in rows]}
+
+    def train_dataloader(self):
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        # The sampler already shuffles per (seed, epoch); the loader keeps that order.
+        return DataLoader(self.sampler.groups(epoch), batch_size=self.batch_size, shuffle=False,
+                          collate_fn=self.collate_groups, num_workers=0)
+
+    def val_dataloader(self):
+        if not self.val_pairs:
+            return []
+        return DataLoader(self.val_pairs, batch_size=self.val_batch_size, shuffle=False, collate_fn=self.collate_pairs,
+                          num_workers=0)

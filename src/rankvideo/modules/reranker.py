@@ -1,0 +1,131 @@
+"""The two curriculum stages as LightningModules (paper section 4).
+
+- `PerceptionSFTModule` (stage 1): token NLL of the teacher caption `<think>{caption}</think>`
+  given the video; loss on the target tokens only (labels from `encode_caption_examples`).
+- `RerankingModule` (stage 2): scores s = logit(yes) - logit(no) at the answer position for every
+  pair of a batch of query groups, and trains `stage2_loss` (pairwise + distillation + pointwise,
+  each term logged every step). Validation reranks the val queries' first-stage heads and logs
+  `val/ndcg@10` once per epoch.
+
+Both build the backbone in `configure_model()` (Lightning calls it under the strategy's context,
+so FSDP can shard the model as it is created) and export it with `save_pretrained`: the full
+model under `peft=none`, only the adapter under LoRA.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..eval import evaluate
+from ..losses import Stage2LossConfig, stage2_loss_batch
+from ..models.scoring import score_batch
+from ..models.tiny import load_backbone
+from .peft_setup import apply_peft, quantization_config
+
+log = logging.getLogger(__name__)
+
+
+class BackboneModule(L.LightningModule):
+    def __init__(self, *, model_path: str, dtype: str | None = None, trust_remote_code: bool = False,
+                 peft: dict | None = None, init_adapter: str | None = None, lr: float = 1e-4,
+                 weight_decay: float = 0.0, warmup_ratio: float = 0.03):
+        super().__init__()
+        self.model_path, self.dtype_name, self.trust_remote_code = str(model_path), dtype, trust_remote_code
+        self.peft_cfg = OmegaConf.create(peft or {"name": "none"})
+        self.init_adapter = init_adapter
+        self.lr, self.weight_decay, self.warmup_ratio = float(lr), float(weight_decay), float(warmup_ratio)
+        self.model = None
+
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        quant = quantization_config(self.peft_cfg)
+        model, _ = load_backbone(self.model_path, trust_remote_code=self.trust_remote_code, dtype=self.dtype_name,
+                                 **({"quantization_config": quant} if quant else {}))
+        model.train()  # from_pretrained returns eval mode
+        self.model = apply_peft(model, self.peft_cfg, adapter=self.init_adapter)
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.model.parameters())
+        log.info("backbone %s: %d of %d parameters trainable (peft=%s)", self.model_path, trainable, total, self.peft_cfg.name)
+
+    def configure_optimizers(self):
+        from transformers import get_cosine_schedule_with_warmup
+
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        sched = get_cosine_schedule_with_warmup(opt, int(self.warmup_ratio * total), total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Under LoRA only the adapter is trained: keep checkpoints adapter-only (the base weights
+        # are the build_model output or the hub's, versioned elsewhere).
+        if self.peft_cfg.name != "none":
+            keep = {n for n, p in self.named_parameters() if p.requires_grad}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self.peft_cfg.name != "none":
+            # Adapter-only checkpoint: fill in the base weights so strict loading succeeds.
+            full = self.state_dict()
+            full.update(checkpoint["state_dict"])
+            checkpoint["state_dict"] = full
+
+    def export(self, out_dir: str | Path, processor) -> None:
+        """`save_pretrained` of the trained model (adapter only under LoRA) plus the processor."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out)
+        processor.save_pretrained(out)
+
+
+class PerceptionSFTModule(BackboneModule):
+    """Stage 1: caption NLL, loss on `<think>{caption}</think><|im_end|>` tokens only."""
+
+    def training_step(self, batch, batch_idx):
+        inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        out = self.model(**inputs, use_cache=False)
+        self.log("train/loss_caption", out.loss, prog_bar=True, batch_size=int(inputs["input_ids"].shape[0]))
+        return out.loss
+
+
+class RerankingModule(BackboneModule):
+    """Stage 2: `stage2_loss` over query groups; val nDCG@10 of the reranked first-stage heads."""
+
+    def __init__(self, *, loss: dict, val_qrels: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.loss_cfg = Stage2LossConfig.from_mapping(loss)
+        self.val_qrels = val_qrels or {}
+        self._val_scores: dict[str, dict[str, float]] = {}
+
+    def training_step(self, batch, batch_idx):
+        g, n = batch["labels"].shape
+        scores = score_batch(self.model, batch["inputs"]).view(g, n)
+        terms = stage2_loss_batch(scores, batch["labels"], batch["teacher"], batch["mask"], **self.loss_cfg.as_kwargs())
+        self.log("train/loss", terms["total"], prog_bar=True, batch_size=g)
+        for key, name in (("pairwise", "loss_pair"), ("distill", "loss_distill"), ("pointwise", "loss_point")):
+            self.log(f"train/{name}", terms[key], batch_size=g)
+        pos = scores[:, 0]
+        neg = scores[:, 1:][batch["mask"][:, 1:]]
+        self.log("train/margin", pos.mean() - neg.mean(), batch_size=g)
+        return terms["total"]
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_scores = {}
+
+    def validation_step(self, batch, batch_idx):
+        scores = score_batch(self.model, batch["inputs"]).tolist()
+        for qid, doc, s in zip(batch["qids"], batch["doc_ids"], scores):
+            self._val_scores.setdefault(qid, {})[doc] = float(s)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_scores or not self.val_qrels:
+            return
+        qrels = {q: self.val_qrels[q] for q in self._val_scores if q in self.val_qrels}
+        result = evaluate(self._val_scores, qrels, measures=("nDCG@10",))
+        self.log("val/ndcg@10", result.mean["nDCG@10"], prog_bar=True)

@@ -1,0 +1,166 @@
+"""Stages `stage1` (perception SFT) and `stage2` (reranking) of the RankVideo curriculum.
+
+Each stage trains with Lightning, logs to its own MLflow run (per-step loss terms; val nDCG@10 per
+epoch in stage 2), keeps Lightning checkpoints (adapter-only under LoRA) and exports the trained
+model with `save_pretrained` to `<stage dir>/model`, which the next stage (or the reranker) loads.
+An interrupted stage resumes from its last checkpoint, in the same MLflow run, when its config is
+unchanged (a fingerprint of the resolved config is stored next to the checkpoints).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from ..data.benchmark import Benchmark
+from ..data.clips import ClipStore
+from ..data.datamodule import Stage1DataModule, Stage2DataModule
+from ..data.samplers import GroupSampler, GroupSpec, caption_targets
+from ..data.trec import rank_order, read_trec_run
+from ..modules import PerceptionSFTModule, RerankingModule
+from ..tracking import tracked_run
+from ..tracking.lightning_logger import StageRunLogger
+
+log = logging.getLogger(__name__)
+
+
+def base_model_path(cfg: DictConfig) -> str:
+    """The backbone to start from: the built tiny model, or the hub id / folder of `model.path`."""
+    return str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
+
+
+def stage_model_dir(stage_dir: str) -> Path:
+    return Path(stage_dir) / "model"
+
+
+def _fingerprint(cfg: DictConfig, keys: tuple[str, ...]) -> str:
+    def plain(v):
+        return OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+
+    blob = {k: plain(OmegaConf.select(cfg, k)) for k in keys}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _prepare_dir(out: Path, fingerprint: str) -> str | None:
+    """Keep an interrupted run of the same config (returns its checkpoint to resume from);
+    clear anything else."""
+    marker = out / "fingerprint.txt"
+    last = out / "checkpoints" / "last.ckpt"
+    if out.exists() and marker.exists() and marker.read_text() == fingerprint and last.exists() and not (out / "model").exists():
+        return str(last)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    marker.write_text(fingerprint)
+    return None
+
+
+def _trainer(cfg: DictConfig, stage_cfg: DictConfig, out: Path, logger, extra_callbacks=(), **kwargs) -> L.Trainer:
+    t = cfg.trainer
+    strategy = t.strategy
+    if t.strategy == "fsdp":
+        from ..modules.strategies import fsdp_strategy
+
+        strategy = fsdp_strategy(t)
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1)
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=int(t.get("num_nodes", 1)), strategy=strategy,
+        precision=t.precision, deterministic=bool(t.deterministic), gradient_clip_val=t.gradient_clip_val,
+        log_every_n_steps=int(t.log_every_n_steps), num_sanity_val_steps=int(t.num_sanity_val_steps),
+        max_epochs=int(stage_cfg.epochs), logger=logger, callbacks=[ckpt, *extra_callbacks],
+        default_root_dir=str(out), enable_model_summary=False, **kwargs,
+    )
+
+
+def _common(cfg: DictConfig, stage_cfg: DictConfig) -> dict:
+    return dict(dtype=cfg.model.dtype, trust_remote_code=bool(cfg.model.trust_remote_code),
+                peft=OmegaConf.to_container(cfg.peft, resolve=True), lr=float(stage_cfg.lr),
+                weight_decay=float(stage_cfg.weight_decay), warmup_ratio=float(stage_cfg.warmup_ratio))
+
+
+def _processor(path: str, trust_remote_code: bool):
+    from transformers import AutoProcessor
+
+    local = Path(path).is_dir()
+    return AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code, **({"local_files_only": True} if local else {}))
+
+
+def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
+    L.seed_everything(int(cfg.seed), workers=True)
+    s1 = cfg.curriculum.stage1
+    out = Path(cfg.paths.stage1_dir)
+    resume = _prepare_dir(out, _fingerprint(cfg, ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage1")))
+    bench = Benchmark(cfg.paths.benchmark)
+    base = base_model_path(cfg)
+    processor = _processor(base, bool(cfg.model.trust_remote_code))
+    captions = {d.doc_id: d.caption for d in bench.corpus()}
+    examples = caption_targets(bench.queries("train"), bench.qrels("train"), captions)
+    clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s1.max_frames))
+    dm = Stage1DataModule(examples, clips, processor, batch_size=int(s1.batch_size), seed=int(cfg.seed))
+    module = PerceptionSFTModule(model_path=base, **_common(cfg, s1))
+    with tracked_run(cfg, "stage1", source=source, pipeline_cfg=pipeline_cfg, inputs=[str(cfg.paths.benchmark), base],
+                     resume_file=out / "mlflow_run_id") as tr:
+        trainer = _trainer(cfg, s1, out, StageRunLogger(tr))
+        trainer.fit(module, dm, ckpt_path=resume)
+        module.export(stage_model_dir(out), processor)
+        metrics = {"examples": len(examples), "steps": trainer.global_step,
+                   "final_loss_caption": float(trainer.callback_metrics.get("train/loss_caption", float("nan")))}
+        tr.log_metrics({f"stage1/{k}": v for k, v in metrics.items()})
+    return metrics
+
+
+def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
+    L.seed_everything(int(cfg.seed), workers=True)
+    s2 = cfg.curriculum.stage2
+    out = Path(cfg.paths.stage2_dir)
+    resume = _prepare_dir(out, _fingerprint(cfg, ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage2", "loss")))
+    bench = Benchmark(cfg.paths.benchmark)
+    first = read_trec_run(cfg.paths.first_stage_run)
+    init = stage_model_dir(cfg.paths.stage1_dir)
+    if not init.is_dir():
+        raise FileNotFoundError(f"stage 2 starts from stage 1's model, {init} does not exist: run stage 1 first "
+                                "(`dvc repro stage1` or `python src/train.py`)")
+    lora = cfg.peft.name != "none"
+    processor = _processor(str(init), bool(cfg.model.trust_remote_code))
+    sampler = GroupSampler(bench.queries("train"), bench.qrels("train"), first,
+                           GroupSpec(num_negatives=int(s2.num_negatives), pool_depth=int(s2.pool_depth)), seed=int(cfg.seed),
+                           teacher=_teacher_labels(cfg))
+    val_queries = bench.queries("val")
+    val_pairs = sorted(((q.qid, d, q.text) for q in val_queries for d in rank_order(first.get(q.qid, {}))[: int(s2.val_depth)]),
+                       key=lambda p: (p[1], p[0]))  # by video: consecutive pairs share decoded clips
+    clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s2.max_frames))
+    dm = Stage2DataModule(sampler, clips, processor, batch_size=int(s2.batch_size), val_pairs=val_pairs)
+    module = RerankingModule(model_path=base_model_path(cfg) if lora else str(init), init_adapter=str(init) if lora else None,
+                             loss={k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"},
+                             val_qrels=bench.qrels("val"),
+                             **_common(cfg, s2))
+    with tracked_run(cfg, "stage2", source=source, pipeline_cfg=pipeline_cfg,
+                     inputs=[str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(init)],
+                     resume_file=out / "mlflow_run_id") as tr:
+        trainer = _trainer(cfg, s2, out, StageRunLogger(tr), reload_dataloaders_every_n_epochs=1)
+        trainer.fit(module, dm, ckpt_path=resume)
+        module.export(stage_model_dir(out), processor)
+        metrics = {"groups": len(sampler), "steps": trainer.global_step,
+                   "val_ndcg@10": float(trainer.callback_metrics.get("val/ndcg@10", float("nan")))}
+        tr.log_metrics({f"stage2/{k}": v for k, v in metrics.items()})
+    return metrics
+
+
+def _teacher_labels(cfg: DictConfig) -> dict[tuple[str, str], float]:
+    """Teacher p_yes per (qid, doc_id) from the teacher stage's output, if there is one."""
+    path = cfg.paths.get("teacher_labels")
+    if not path or not Path(path).exists():
+        return {}
+    labels = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            labels[(row["query_id"], row["doc_id"])] = float(row["teacher_p_yes"])
+    return labels
