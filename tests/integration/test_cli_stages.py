@@ -34,8 +34,9 @@ def test_entry_scripts_write_to_their_run_folder(tmp_path):
     assert not (tmp_path / "artifacts").exists()
 
 
-def test_train_says_there_is_nothing_to_train_yet(tmp_path):
-    p = subprocess.run([sys.executable, str(REPO / "src" / "train.py"), f"hydra.run.dir={tmp_path / 'r'}"],
+def test_train_without_inputs_says_what_to_run(tmp_path):
+    p = subprocess.run([sys.executable, str(REPO / "src" / "train.py"), f"paths.artifacts={tmp_path / 'none'}",
+                        f"paths.experiments={tmp_path / 'e'}", f"hydra.run.dir={tmp_path / 'r'}"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0
-    assert "no trainable reranker" in p.stderr
+    assert "no corpus.jsonl" in p.stderr and "synthesize" in p.stderr

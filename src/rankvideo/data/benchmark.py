@@ -67,7 +67,7 @@ class Benchmark:
         if not (self.root / "corpus.jsonl").exists():
             raise FileNotFoundError(
                 f"{self.root}: no corpus.jsonl here. Build the embedded benchmark with "
-                "`python src/synthesize.py` (or `dvc repro synthesize`), or point data.root at a benchmark folder."
+                "`python src/synthesize.py` (or `dvc repro synthesize`), or point paths.benchmark at a benchmark folder."
             )
 
     def corpus(self) -> list[VideoDoc]:

@@ -33,7 +33,13 @@ log = logging.getLogger(__name__)
 
 def base_model_path(cfg: DictConfig) -> str:
     """The backbone to start from: the built tiny model, or the hub id / folder of `model.path`."""
-    return str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
+    if not cfg.model.build:
+        return str(cfg.model.path)
+    path = Path(cfg.paths.model_dir)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"model={cfg.model.name} is built by the build_model stage, and {path} holds no model: "
+                                "run `dvc repro build_model` or `python src/build_model.py` first")
+    return str(path)
 
 
 def stage_model_dir(stage_dir: str) -> Path:
