@@ -32,8 +32,10 @@ def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
 
 @pytest.fixture
 def tiny_cfg(tmp_path) -> DictConfig:
-    """The tiny debug benchmark with every output and the MLflow store under tmp_path."""
-    cfg = compose_cfg(["debug=tiny", f"paths.artifacts={tmp_path / 'artifacts'}", f"paths.experiments={tmp_path / 'experiments'}"])
+    """The tiny debug benchmark with every output and the MLflow store under tmp_path, reranked by
+    the passthrough seam (no model to train: the fast path through the pipeline)."""
+    cfg = compose_cfg(["debug=tiny", "rerank=passthrough", f"paths.artifacts={tmp_path / 'artifacts'}",
+                       f"paths.experiments={tmp_path / 'experiments'}"])
     with open_dict(cfg):
         cfg.data.num_workers = 1
     return cfg

@@ -53,7 +53,8 @@ def scratch(tmp_path_factory):
 
 def test_repro_noop_and_targeted_rerun(scratch):
     first = _sh(scratch, "dvc", "repro")
-    assert _ran(first) == {"compose", "synthesize", "retrieve", "rerank", "evaluate"}
+    assert _ran(first) == {"compose", "synthesize", "retrieve", "teacher", "build_model", "stage1", "stage2", "rerank",
+                           "evaluate"}
     params = yaml.safe_load((scratch / "params.yaml").read_text())
     assert params["data"]["num_events"] == 6, "compose did not pick up the conf/ edit"
     metrics = json.loads((scratch / "artifacts/evaluate/metrics.json").read_text())
@@ -63,7 +64,8 @@ def test_repro_noop_and_targeted_rerun(scratch):
 
     mlflow.set_tracking_uri(f"sqlite:///{scratch / 'experiments/mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["rankvideo"], output_format="list")
-    assert sorted(r.info.run_name for r in runs) == ["evaluate", "rerank", "retrieve", "synthesize"]
+    assert sorted(r.info.run_name for r in runs) == ["build_model", "evaluate", "rerank", "retrieve", "stage1", "stage2",
+                                                      "synthesize", "teacher"]
     assert {r.data.tags["rankvideo.source"] for r in runs} == {"dvc"}
     assert len({r.data.tags["rankvideo.pipeline"] for r in runs}) == 1
     ev = next(r for r in runs if r.info.run_name == "evaluate")
@@ -77,11 +79,11 @@ def test_repro_noop_and_targeted_rerun(scratch):
     assert "Data and pipelines are up to date" in second
 
     # A value only the first stage reads: compose, retrieve and what depends on its output rerun;
-    # the benchmark is not rebuilt.
+    # the benchmark, the model and stage 1 are not rebuilt.
     bm25 = scratch / "conf/retrieval/bm25.yaml"
     bm25.write_text(bm25.read_text().replace("k1: 1.5", "k1: 1.2"))
     third = _sh(scratch, "dvc", "repro")
-    assert "synthesize" not in _ran(third)
+    assert not {"synthesize", "build_model", "stage1"} & _ran(third)
     assert {"compose", "retrieve"} <= _ran(third)
     # An eval-only value reruns only evaluate (after compose).
     ev = scratch / "conf/eval/default.yaml"
@@ -95,6 +97,7 @@ def test_exp_run_set_param_reaches_the_code(scratch):
     _sh(scratch, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "baseline")
     out = _sh(scratch, "dvc", "exp", "run", "-S", "retrieval.depth=7")
     assert "Running stage 'retrieve'" in out and "Running stage 'synthesize'" not in out
+    assert "Running stage 'stage1'" not in out
     run = (scratch / "artifacts/retrieve/run.trec").read_text().splitlines()
     per_query: dict[str, int] = {}
     for line in run:

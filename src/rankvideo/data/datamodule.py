@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from ..models.grouped import encode_queries_for_video
 from ..models.scoring import encode_caption_examples, encode_pairs
 from .clips import ClipStore
 from .samplers import GroupSampler, QueryGroup
@@ -44,10 +45,10 @@ class Stage2DataModule(L.LightningDataModule):
     pairs of the val queries' first-stage heads for validation."""
 
     def __init__(self, sampler: GroupSampler, clips: ClipStore, processor, *, batch_size: int,
-                 val_pairs: Sequence[tuple[str, str, str]] = (), val_batch_size: int = 32):
+                 val_pairs: Sequence[tuple[str, str, str]] = ()):
         super().__init__()
         self.sampler, self.clips, self.processor = sampler, clips, processor
-        self.batch_size, self.val_pairs, self.val_batch_size = int(batch_size), list(val_pairs), int(val_batch_size)
+        self.batch_size, self.val_pairs = int(batch_size), list(val_pairs)
 
     def collate_groups(self, groups: list[QueryGroup]):
         n = max(len(g.doc_ids) for g in groups)
@@ -66,9 +67,12 @@ class Stage2DataModule(L.LightningDataModule):
             raise ValueError("query groups of different sizes in one batch; every group has 1 + K pairs")
         return {"inputs": encode_pairs(self.processor, clips, texts), "labels": labels, "teacher": teacher, "mask": mask}
 
-    def collate_pairs(self, rows):
-        return {"inputs": encode_pairs(self.processor, [self.clips[d] for _, d, _ in rows], [t for _, _, t in rows]),
-                "qids": [q for q, _, _ in rows], "doc_ids": [d for _, d, _ in rows]}
+    def collate_video(self, item):
+        """One validation batch = one video and the val queries that retrieved it: the video is
+        preprocessed and vision-encoded once (see rankvideo.models.grouped)."""
+        doc, rows = item
+        batch, pixels, grid = encode_queries_for_video(self.processor, self.clips[doc], [t for _, t in rows])
+        return {"inputs": batch, "pixels": pixels, "grid": grid, "qids": [q for q, _ in rows], "doc_ids": [doc] * len(rows)}
 
     def train_dataloader(self):
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
@@ -79,5 +83,8 @@ class Stage2DataModule(L.LightningDataModule):
     def val_dataloader(self):
         if not self.val_pairs:
             return []
-        return DataLoader(self.val_pairs, batch_size=self.val_batch_size, shuffle=False, collate_fn=self.collate_pairs,
+        by_video: dict[str, list[tuple[str, str]]] = {}
+        for qid, doc, text in self.val_pairs:
+            by_video.setdefault(doc, []).append((qid, text))
+        return DataLoader(sorted(by_video.items()), batch_size=None, shuffle=False, collate_fn=self.collate_video,
                           num_workers=0)

@@ -44,17 +44,27 @@ class GroupSampler:
     """Deterministic query groups for stage 2: `groups(epoch)` depends only on (seed, epoch)."""
 
     def __init__(self, queries: Sequence[Query], qrels: Qrels, first_stage: Run, spec: GroupSpec, *, seed: int,
-                 teacher: Mapping[tuple[str, str], float] | None = None):
+                 teacher: Mapping[tuple[str, str], float] | None = None,
+                 allowed: Mapping[str, set[str]] | None = None):
+        """`teacher`: p_yes per (qid, doc). `allowed`: the pairs the teacher's mining kept, per
+        query (paper section 3: trusted and hard negatives, positives the teacher confirms);
+        when given, queries it dropped are skipped and groups draw only from kept pairs."""
         if spec.num_negatives < 1:
             raise ValueError(f"stage2.num_negatives must be >= 1, got {spec.num_negatives}")
         self.spec, self.seed, self.teacher = spec, seed, dict(teacher or {})
         self.items: list[tuple[Query, list[str], list[str]]] = []
-        skipped = {"no positive": 0, "too few negatives": 0}
+        skipped = {"dropped by the teacher's filters": 0, "no positive": 0, "too few negatives": 0}
         for q in queries:
             judged = qrels.get(q.qid, {})
             pos = sorted(d for d, g in judged.items() if g >= spec.positive_min_grade)
             pool = rank_order(first_stage.get(q.qid, {}))[: spec.pool_depth]
             neg = [d for d in pool if judged.get(d, 0) <= spec.negative_max_grade]
+            if allowed is not None:
+                if q.qid not in allowed:
+                    skipped["dropped by the teacher's filters"] += 1
+                    continue
+                pos = [d for d in pos if d in allowed[q.qid]]
+                neg = [d for d in neg if d in allowed[q.qid]]
             if not pos:
                 skipped["no positive"] += 1
             elif len(neg) < spec.num_negatives:

@@ -14,7 +14,28 @@ from collections.abc import Sequence
 import torch
 
 from ..data.video import Clip
-from .scoring import _model_inputs, _model_yes_no, encode_pairs
+from .prompts import ANSWER_PREFIX, build_messages
+from .scoring import _model_yes_no, _prompt, video_inputs
+
+
+def encode_queries_for_video(processor, clip: Clip, queries: Sequence[str]):
+    """`encode_pairs(processor, [clip] * n, queries)` with the video preprocessed once.
+
+    Returns (text inputs for the n pairs, the video's pixel values, its grid). The text inputs are
+    token-for-token what `encode_pairs` builds (tested): the processor's own placeholder expansion
+    of the video (frame stamps and vision tokens) is spliced into each prompt."""
+    tps = getattr(processor.video_processor, "temporal_patch_size", 2)
+    frames, metadata = video_inputs(clip, tps)
+    video = processor.video_processor(videos=[frames], video_metadata=[metadata], do_sample_frames=False,
+                                      input_data_format="channels_last", return_metadata=True, return_tensors="pt")
+    placeholder = processor.replace_video_token(video, 0)
+    texts = [(_prompt(processor, build_messages(q)) + ANSWER_PREFIX).replace(processor.video_token, placeholder, 1)
+             for q in queries]
+    enc = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt")
+    batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+             "mm_token_type_ids": torch.tensor(processor.create_mm_token_type_ids(enc["input_ids"])),
+             "video_grid_thw": video["video_grid_thw"].repeat(len(queries), 1)}
+    return batch, video["pixel_values_videos"], video["video_grid_thw"]
 
 
 def _vlm(model):
@@ -35,9 +56,23 @@ def _repeat(encoder_output, n: int):
     return out
 
 
+def score_encoded_group(model, batch: dict, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Scores [n] of the n pairs of one video encoded by `encode_queries_for_video`, with one
+    vision pass. Runs under the caller's grad mode."""
+    yes_id, no_id = _model_yes_no(model)
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    encoded = _vlm(model).get_video_features(pixels.to(device), grid.to(device), return_dict=True)
+    n = batch["input_ids"].shape[0]
+    out = model(**batch, mm_encoder_outputs={"video": _repeat(encoded, n)}, use_cache=False, logits_to_keep=1)
+    last = out.logits[:, -1, :].float()
+    return last[:, yes_id] - last[:, no_id]
+
+
 @torch.no_grad()
 def score_queries_for_video(model, processor, clip: Clip, queries: Sequence[str], *, batch_size: int = 32) -> list[float]:
-    """s = logit(yes) - logit(no) for (q, clip) for every q in `queries`, one vision pass."""
+    """s = logit(yes) - logit(no) for (q, clip) for every q in `queries`: the video is
+    preprocessed once and encoded once; queries go through the language model in chunks."""
     if not queries:
         return []
     yes_id, no_id = _model_yes_no(model)
@@ -47,13 +82,10 @@ def score_queries_for_video(model, processor, clip: Clip, queries: Sequence[str]
     encoded = None
     for start in range(0, len(queries), batch_size):
         chunk = list(queries[start : start + batch_size])
-        batch = _model_inputs(encode_pairs(processor, [clip] * len(chunk), chunk))
+        batch, pixels, grid = encode_queries_for_video(processor, clip, chunk)
         batch = {k: v.to(device) for k, v in batch.items()}
-        pixels = batch.pop("pixel_values_videos")
-        grid = batch["video_grid_thw"]
-        if encoded is None:
-            per_video = pixels.shape[0] // len(chunk)  # the processor repeats the same patches per row
-            encoded = vlm.get_video_features(pixels[:per_video], grid[:1], return_dict=True)
+        if encoded is None:  # the one vision pass of this video
+            encoded = vlm.get_video_features(pixels.to(device), grid.to(device), return_dict=True)
         out = model(**batch, mm_encoder_outputs={"video": _repeat(encoded, len(chunk))}, use_cache=False, logits_to_keep=1)
         last = out.logits[:, -1, :].float()
         scores += (last[:, yes_id] - last[:, no_id]).tolist()

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
 from ..data.trec import Run, rank_order
+from ..utils.io import progress
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def score_run(plan: Mapping[str, list[str]], queries: Mapping[str, str],
     pairs_total = sum(len(plan[d]) for d in todo)
     stats = {"videos": len(plan), "videos_resumed": len(done), "pairs_scored": 0, "videos_skipped": 0, "skipped": {}}
     t0 = time.perf_counter()
-    with open(progress_file, "a", encoding="utf-8") as out, tqdm(total=pairs_total, unit="pair", desc="rerank") as bar:
+    with open(progress_file, "a", encoding="utf-8") as out, progress(pairs_total, "rerank", "pair") as bar:
         for doc in todo:
             qids = plan[doc]
             reason = skip(doc) if skip else None

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..eval import evaluate
 from ..losses import Stage2LossConfig, stage2_loss_batch
+from ..models.grouped import score_encoded_group
 from ..models.scoring import score_batch
 from ..models.tiny import load_backbone
 from .peft_setup import apply_peft, quantization_config
@@ -119,7 +120,7 @@ class RerankingModule(BackboneModule):
         self._val_scores = {}
 
     def validation_step(self, batch, batch_idx):
-        scores = score_batch(self.model, batch["inputs"]).tolist()
+        scores = score_encoded_group(self.model, batch["inputs"], batch["pixels"], batch["grid"]).tolist()
         for qid, doc, s in zip(batch["qids"], batch["doc_ids"], scores):
             self._val_scores.setdefault(qid, {})[doc] = float(s)
 

@@ -9,6 +9,7 @@ import importlib
 STAGES = {
     "synthesize": ("synthesize", "run"),
     "retrieve": ("retrieve", "run"),
+    "teacher": ("teacher", "run"),
     "build_model": ("build_model", "run"),
     "stage1": ("curriculum", "run_stage1"),
     "stage2": ("curriculum", "run_stage2"),

@@ -20,6 +20,7 @@ OUTPUTS = {
     "rerank": ("rerank_dir",),
     "evaluate": ("eval_dir",),
     "build_model": ("model_dir",),
+    "teacher": ("teacher_dir",),
     "train": ("stage1_dir", "stage2_dir"),
 }
 

@@ -126,7 +126,8 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     L.seed_everything(int(cfg.seed), workers=True)
     s2 = cfg.curriculum.stage2
     out = Path(cfg.paths.stage2_dir)
-    resume = _prepare_dir(out, _fingerprint(cfg, ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage2", "loss")))
+    resume = _prepare_dir(out, _fingerprint(cfg, ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage2", "loss",
+                                                  "teacher")))
     bench = Benchmark(cfg.paths.benchmark)
     first = read_trec_run(cfg.paths.first_stage_run)
     init = stage_model_dir(cfg.paths.stage1_dir)
@@ -135,9 +136,10 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
                                 "(`dvc repro stage1` or `python src/train.py`)")
     lora = cfg.peft.name != "none"
     processor = _processor(str(init), bool(cfg.model.trust_remote_code))
+    teacher, allowed = _teacher_labels(cfg)
     sampler = GroupSampler(bench.queries("train"), bench.qrels("train"), first,
                            GroupSpec(num_negatives=int(s2.num_negatives), pool_depth=int(s2.pool_depth)), seed=int(cfg.seed),
-                           teacher=_teacher_labels(cfg))
+                           teacher=teacher, allowed=allowed)
     val_queries = bench.queries("val")
     val_pairs = sorted(((q.qid, d, q.text) for q in val_queries for d in rank_order(first.get(q.qid, {}))[: int(s2.val_depth)]),
                        key=lambda p: (p[1], p[0]))  # by video: consecutive pairs share decoded clips
@@ -148,7 +150,8 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
                              val_qrels=bench.qrels("val"),
                              **_common(cfg, s2))
     with tracked_run(cfg, "stage2", source=source, pipeline_cfg=pipeline_cfg,
-                     inputs=[str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(init)],
+                     inputs=[str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(init),
+                             str(cfg.paths.get("teacher_labels") or "")],
                      resume_file=out / "mlflow_run_id") as tr:
         trainer = _trainer(cfg, s2, out, StageRunLogger(tr), reload_dataloaders_every_n_epochs=1)
         trainer.fit(module, dm, ckpt_path=resume)
@@ -159,14 +162,17 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     return metrics
 
 
-def _teacher_labels(cfg: DictConfig) -> dict[tuple[str, str], float]:
-    """Teacher p_yes per (qid, doc_id) from the teacher stage's output, if there is one."""
+def _teacher_labels(cfg: DictConfig) -> tuple[dict[tuple[str, str], float], dict[str, set[str]] | None]:
+    """Teacher p_yes per (qid, doc_id) and the mined pairs per query, from the teacher stage's
+    labels.jsonl (official training-record format); none when there is no teacher output."""
     path = cfg.paths.get("teacher_labels")
     if not path or not Path(path).exists():
-        return {}
-    labels = {}
+        log.warning("no teacher labels at %s: stage 2 trains without distillation targets or mining", path)
+        return {}, None
+    p_yes, allowed = {}, {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
-            labels[(row["query_id"], row["doc_id"])] = float(row["teacher_p_yes"])
-    return labels
+            p_yes[(row["query_id"], row["doc_id"])] = float(row["teacher_p_yes"])
+            allowed.setdefault(row["query_id"], set()).add(row["doc_id"])
+    return p_yes, allowed

@@ -66,7 +66,8 @@ def _pipeline_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None
     reranked = read_run(cfg.paths.reranked_run)
     kwargs = {"measures": tuple(cfg.eval.measures), "relevance_level": int(cfg.eval.relevance_level)}
     metrics: dict = {}
-    inputs = [str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(cfg.paths.reranked_run)]
+    inputs = [str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(cfg.paths.reranked_run),
+              *[str(p) for p in (cfg.eval.get("compare_runs") or {}).values()]]
     with tracked_run(cfg, "evaluate", source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
         for split in cfg.eval.splits:
             qrels = bench.qrels(split)
@@ -89,6 +90,19 @@ def _pipeline_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None
                               "num_queries": rr.num_queries}
             print(f"\n[{split}] reranked ({cfg.rerank.name}) vs first stage ({cfg.retrieval.name})")
             print(format_table(rr, comparison))
+            for name, path in (cfg.eval.get("compare_runs") or {}).items():
+                if not Path(path).exists():
+                    log.warning("eval.compare_runs.%s: %s does not exist (run the stage that writes it); not reported", name, path)
+                    continue
+                other = read_run(path)
+                res = evaluate({q: other[q] for q in other if q in qids}, qrels, tiebreak_run=first, **kwargs)
+                cmp_other = compare(res, fs)
+                metrics[split][name] = dict(res.mean)
+                metrics[split][f"{name}_p_value"] = {m: c["p_value"] for m, c in cmp_other.items()}
+                write_json(out_dir / "details" / f"{split}_{name}.json", to_json_dict(res, cmp_other))
+                tr.log_metrics({f"{split}/{name}/{m}": v for m, v in res.mean.items()})
+                print(f"\n[{split}] {name} vs first stage")
+                print(format_table(res, cmp_other))
             tr.log_metrics({f"{split}/first_stage/{m}": v for m, v in fs.mean.items()})
             tr.log_metrics({f"{split}/first_stage/pooled_R@{depth}": pooled})
             tr.log_metrics({f"{split}/rerank/{m}": v for m, v in rr.mean.items()})

@@ -39,3 +39,13 @@ def atomic_write_text(path: PathLike, write: Callable[[object], None]) -> None:
 def write_json(path: PathLike, obj: Any) -> None:
     """Pretty, key-sorted JSON written atomically (stable bytes for DVC hashes and diffs)."""
     atomic_write_text(path, lambda fh: fh.write(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+
+
+def progress(total: int, desc: str, unit: str):
+    """A tqdm bar that redraws ten times a second on a terminal but only every few seconds in a
+    log file (DVC, CI), where each redraw is a new line of noise."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, mininterval=0.1 if sys.stderr.isatty() else 5.0)

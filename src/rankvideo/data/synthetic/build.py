@@ -22,17 +22,16 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..trec import write_qrels
 from ..video import write_video
+from ...utils.io import progress
 from . import proxies as P
 from .queries import VARIANTS, VISUAL_KINDS, QuerySpec, VideoTruth, grade, sample_query
 from .scenes import Scene, render, sample_scene
@@ -230,8 +229,7 @@ def build_benchmark(cfg: BenchmarkConfig, out_dir: str | os.PathLike) -> dict:
     todo = sum(not os.path.exists(p) for p, _ in jobs)
     if todo < len(jobs):
         log.info("resuming: %d of %d videos already rendered in %s", len(jobs) - todo, len(jobs), stage)
-    # In a log (DVC, CI) a bar redrawn ten times a second is noise: redraw every few seconds there.
-    bar = tqdm(total=len(jobs), desc="render videos", unit="video", mininterval=0.1 if sys.stderr.isatty() else 5.0)
+    bar = progress(len(jobs), "render videos", "video")
     if cfg.num_workers > 1:
         with ProcessPoolExecutor(max_workers=cfg.num_workers) as pool:
             for _ in pool.map(_render_one, jobs, chunksize=8):
