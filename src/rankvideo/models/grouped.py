@@ -56,17 +56,24 @@ def _repeat(encoder_output, n: int):
     return out
 
 
-def score_encoded_group(model, batch: dict, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Scores [n] of the n pairs of one video encoded by `encode_queries_for_video`, with one
-    vision pass. Runs under the caller's grad mode."""
-    yes_id, no_id = _model_yes_no(model)
+def _forward(model, batch: dict, encoded, yes_no: tuple[int, int]) -> torch.Tensor:
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
-    encoded = _vlm(model).get_video_features(pixels.to(device), grid.to(device), return_dict=True)
     n = batch["input_ids"].shape[0]
     out = model(**batch, mm_encoder_outputs={"video": _repeat(encoded, n)}, use_cache=False, logits_to_keep=1)
     last = out.logits[:, -1, :].float()
-    return last[:, yes_id] - last[:, no_id]
+    return last[:, yes_no[0]] - last[:, yes_no[1]]
+
+
+def _encode_video(model, pixels: torch.Tensor, grid: torch.Tensor):
+    device = next(model.parameters()).device
+    return _vlm(model).get_video_features(pixels.to(device), grid.to(device), return_dict=True)
+
+
+def score_encoded_group(model, batch: dict, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Scores [n] of the n pairs of one video encoded by `encode_queries_for_video`, with one
+    vision pass. Runs under the caller's grad mode."""
+    return _forward(model, batch, _encode_video(model, pixels, grid), _model_yes_no(model))
 
 
 @torch.no_grad()
@@ -75,18 +82,12 @@ def score_queries_for_video(model, processor, clip: Clip, queries: Sequence[str]
     preprocessed once and encoded once; queries go through the language model in chunks."""
     if not queries:
         return []
-    yes_id, no_id = _model_yes_no(model)
-    device = next(model.parameters()).device
-    vlm = _vlm(model)
+    yes_no = _model_yes_no(model)
     scores: list[float] = []
     encoded = None
     for start in range(0, len(queries), batch_size):
-        chunk = list(queries[start : start + batch_size])
-        batch, pixels, grid = encode_queries_for_video(processor, clip, chunk)
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch, pixels, grid = encode_queries_for_video(processor, clip, list(queries[start : start + batch_size]))
         if encoded is None:  # the one vision pass of this video
-            encoded = vlm.get_video_features(pixels.to(device), grid.to(device), return_dict=True)
-        out = model(**batch, mm_encoder_outputs={"video": _repeat(encoded, len(chunk))}, use_cache=False, logits_to_keep=1)
-        last = out.logits[:, -1, :].float()
-        scores += (last[:, yes_id] - last[:, no_id]).tolist()
+            encoded = _encode_video(model, pixels, grid)
+        scores += _forward(model, batch, encoded, yes_no).tolist()
     return scores
