@@ -1,0 +1,55 @@
+"""Reranking bookkeeping without a model: the plan groups pairs by video, progress resumes,
+unreadable videos are skipped and logged (never given a score), and the head/tail merge."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from rankvideo.data.trec import rank_order
+from rankvideo.models.rerank import merge_head_and_tail, rerank_plan, score_run
+
+FIRST = {"q1": {"a": 5.0, "b": 4.0, "c": 3.0, "d": 2.0}, "q2": {"b": 9.0, "e": 8.0, "a": 1.0}, "q3": {"a": 1.0}}
+QUERIES = {"q1": "one", "q2": "two"}
+
+
+def test_plan_groups_pairs_by_video_within_depth():
+    plan = rerank_plan(FIRST, QUERIES, depth=2)
+    assert plan == {"a": ["q1"], "b": ["q1", "q2"], "e": ["q2"]}  # q3 is not a query to rerank
+
+
+def test_score_run_skips_unreadable_videos_and_resumes(tmp_path, caplog):
+    plan = rerank_plan(FIRST, QUERIES, depth=3)
+    calls = []
+
+    def score(doc, texts):
+        calls.append(doc)
+        return [float(len(t)) + (doc == "b") for t in texts]
+
+    progress = tmp_path / "progress.jsonl"
+    with caplog.at_level(logging.WARNING):
+        scores, stats = score_run(plan, QUERIES, score, progress_file=progress, fingerprint="f1",
+                                  skip=lambda d: "cannot decode" if d == "c" else None)
+    assert "skipping video c (1 pairs): cannot decode" in caplog.text
+    assert stats["videos_skipped"] == 1 and stats["skipped"] == {"c": "cannot decode"}
+    assert "c" not in scores["q1"] and scores["q1"]["b"] == 4.0
+    assert sorted(calls) == ["a", "b", "e"]
+    # Interrupted after two videos: the third line is lost, and only that video is scored again.
+    lines = progress.read_text().splitlines()
+    progress.write_text("\n".join(lines[:3]) + "\n")
+    calls.clear()
+    again, stats2 = score_run(plan, QUERIES, score, progress_file=progress, fingerprint="f1")
+    assert stats2["videos_resumed"] == 2 and len(calls) == 2  # the lost video and c (no skip rule now)
+    # Another configuration never reuses the file.
+    calls.clear()
+    score_run(plan, QUERIES, score, progress_file=progress, fingerprint="other")
+    assert sorted(calls) == ["a", "b", "c", "e"]
+    assert json.loads(progress.read_text().splitlines()[0]) == {"fingerprint": "other"}
+
+
+def test_merge_keeps_the_tail_and_never_invents_scores():
+    reranked = {"q1": {"c": 0.9, "a": 0.1}}  # b (in the head) could not be scored
+    out = merge_head_and_tail({"q1": FIRST["q1"]}, reranked, depth=3)
+    assert rank_order(out["q1"]) == ["c", "a", "b", "d"]
+    assert list(out["q1"].values()) == sorted(out["q1"].values(), reverse=True)
+    assert len(set(out["q1"].values())) == 4  # strictly decreasing: no tie left to an evaluator
