@@ -15,7 +15,6 @@ import json
 import logging
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
 from ..data.benchmark import Benchmark
@@ -78,7 +77,6 @@ def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
     rerank_dir = Path(cfg.paths.rerank_dir)
     inputs = [str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(ckpt)]
     with tracked_run(cfg, "rerank", source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
-        torch.set_grad_enabled(False)
         base = str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
         model, processor = load_trained(str(ckpt), base=base, dtype=cfg.model.dtype,
                                         trust_remote_code=bool(cfg.model.trust_remote_code))
