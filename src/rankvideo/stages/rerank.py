@@ -56,11 +56,15 @@ def _passthrough(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
 
 
 def _model_fingerprint(folder: Path) -> str:
+    """Content hash of a model folder (names and sizes only for files over 256 MiB, so an 8B
+    checkpoint is not read twice): a resumed rerank must use the same model."""
     h = hashlib.sha256()
     for p in sorted(folder.rglob("*")):
         if p.is_file():
-            st = p.stat()
-            h.update(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            size = p.stat().st_size
+            h.update(f"{p.relative_to(folder)}:{size}\n".encode())
+            if size <= 256 * 2**20:
+                h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -102,10 +106,15 @@ def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
                                   fingerprint=fingerprint, skip=skip)
         run_out = merge_head_and_tail({q: first.get(q, {}) for q in queries}, scores, int(r.depth))
         write_trec_run(cfg.paths.reranked_run, run_out, tag=f"rankvideo_{ckpt.parent.name}")
+        # Timings (seconds, pairs/s) and resume counts go to MLflow only: the output folder must be
+        # a function of its inputs.
+        timing = ("seconds", "pairs_per_s", "videos_resumed", "pairs_scored")
         info = {"reranker": "rankvideo", "checkpoint": str(ckpt), "rerank_depth": int(r.depth),
-                "num_queries": len(queries), **{k: v for k, v in stats.items() if k != "skipped"},
+                "num_queries": len(queries), "num_pairs": sum(len(v) for v in plan.values()),
+                **{k: v for k, v in stats.items() if k != "skipped" and k not in timing},
                 "skipped_videos": stats["skipped"]}
         write_json(rerank_dir / "rerank_info.json", info)
+        info = {**info, **{k: stats[k] for k in timing}}
         tr.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
         tr.log_artifact(cfg.paths.reranked_run, "run")
         tr.log_artifact(rerank_dir / "rerank_info.json", "run")

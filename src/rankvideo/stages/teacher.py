@@ -248,13 +248,15 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
             "margins": margins,
             "rerank_text": rerank,
             "pairs_judged": len(judged),
-            "judge_seconds": round(judge_seconds, 2),
-            "seconds": round(time.perf_counter() - t_start, 2),
         }
         metrics_path = out_dir / "metrics.json"
+        # Timings go to MLflow only: the output folder must be a function of its inputs, or DVC
+        # would see a new teacher after every identical rerun.
         write_json(metrics_path, metrics)
+        metrics = {**metrics, "judge_seconds": round(judge_seconds, 2), "seconds": round(time.perf_counter() - t_start, 2)}
 
-        flat = _flatten({k: metrics[k] for k in ("mining", "val", "rerank_text", "records", "pairs_judged", "seconds")})
+        flat = _flatten({k: metrics[k] for k in ("mining", "val", "rerank_text", "records", "pairs_judged", "seconds",
+                                                 "judge_seconds")})
         tr.log_metrics(flat)
         for p in (labels_path, metrics_path, run_path):
             tr.log_artifact(p, "teacher")
