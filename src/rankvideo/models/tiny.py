@@ -434,6 +434,27 @@ def _looks_like_path(s: str) -> bool:
     return s.startswith((".", "/", "~")) or s.count("/") > 1 or "\\" in s
 
 
+def _source(path_or_hub_id, trust_remote_code: bool) -> tuple[str, dict]:
+    """(what to pass to from_pretrained, its kwargs): a local folder is read with
+    local_files_only=True (never the network); a hub id passes through; a path-like string that is
+    not a folder is an error here rather than a confusing hub lookup."""
+    src = os.fspath(path_or_hub_id)
+    kwargs: dict = {"trust_remote_code": trust_remote_code}
+    if os.path.isdir(os.path.expanduser(src)):
+        return os.path.expanduser(src), {**kwargs, "local_files_only": True}
+    if isinstance(path_or_hub_id, os.PathLike) or _looks_like_path(src) or os.path.exists(src):
+        raise FileNotFoundError(f"backbone folder {src!r} does not exist (or is not a folder)")
+    return src, kwargs
+
+
+def load_processor(path_or_hub_id: str | os.PathLike[str], *, trust_remote_code: bool = False):
+    """The processor of a backbone folder or hub id, with the same offline rules as load_backbone."""
+    from transformers import AutoProcessor
+
+    src, kwargs = _source(path_or_hub_id, trust_remote_code)
+    return AutoProcessor.from_pretrained(src, **kwargs)
+
+
 def load_backbone(path_or_hub_id: str | os.PathLike[str], *, trust_remote_code: bool = False, dtype=None, **model_kwargs):
     """Load ``(model, processor)`` through the Auto classes.
 
@@ -445,16 +466,10 @@ def load_backbone(path_or_hub_id: str | os.PathLike[str], *, trust_remote_code: 
     dtype or its name; None keeps the library default. The model is returned
     in eval mode (as ``from_pretrained`` leaves it): call ``.train()`` to train.
     """
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
-    src = os.fspath(path_or_hub_id)
-    kwargs: dict = {"trust_remote_code": trust_remote_code}
-    if os.path.isdir(os.path.expanduser(src)):
-        src = os.path.expanduser(src)
-        kwargs["local_files_only"] = True
-    elif isinstance(path_or_hub_id, os.PathLike) or _looks_like_path(src) or os.path.exists(src):
-        raise FileNotFoundError(f"backbone folder {src!r} does not exist (or is not a folder)")
-    processor = AutoProcessor.from_pretrained(src, **kwargs)
+    src, kwargs = _source(path_or_hub_id, trust_remote_code)
+    processor = load_processor(path_or_hub_id, trust_remote_code=trust_remote_code)
     model_kwargs = {**kwargs, **model_kwargs}  # e.g. quantization_config for peft=qlora
     if dtype is not None:
         model_kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype

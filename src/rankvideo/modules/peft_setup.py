@@ -44,7 +44,7 @@ def load_trained(checkpoint: str, *, base: str, dtype=None, trust_remote_code: b
     folder (has adapter_config.json) on top of `base`, merged for speed."""
     from pathlib import Path
 
-    from ..models.tiny import load_backbone
+    from ..models.tiny import load_backbone, load_processor
     from ..models.scoring import yes_no_token_ids
 
     ckpt = Path(checkpoint)
@@ -52,11 +52,10 @@ def load_trained(checkpoint: str, *, base: str, dtype=None, trust_remote_code: b
         raise FileNotFoundError(f"trained model folder {ckpt} does not exist: run the training stage first")
     if (ckpt / "adapter_config.json").exists():
         from peft import PeftModel
-        from transformers import AutoProcessor
 
         model, _ = load_backbone(base, trust_remote_code=trust_remote_code, dtype=dtype)
         model = PeftModel.from_pretrained(model, str(ckpt)).merge_and_unload()
-        processor = AutoProcessor.from_pretrained(str(ckpt), local_files_only=True)
+        processor = load_processor(ckpt, trust_remote_code=trust_remote_code)
         model._rankvideo_yes_no_ids = yes_no_token_ids(processor.tokenizer)
     else:
         model, processor = load_backbone(ckpt, trust_remote_code=trust_remote_code, dtype=dtype)

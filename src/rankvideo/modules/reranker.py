@@ -19,7 +19,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from ..eval import evaluate
 from ..losses import Stage2LossConfig, stage2_loss_batch

@@ -4,6 +4,7 @@ tokenizer trained on the benchmark's training text), saved with `save_pretrained
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -43,8 +44,6 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
         build_tiny_qwen3_vl(out, corpus=tokenizer_corpus(bench), seed=seed, overwrite=True, **arch)
         info_path = out / "build_info.json"
         tr.log_artifact(info_path, "model")
-        import json
-
         info = json.loads(info_path.read_text())
         tr.log_metrics({"num_parameters": info.get("num_parameters", 0)})
         tr.set_tags({"model.state_dict_sha256": info.get("state_dict_sha256", "")})

@@ -24,6 +24,7 @@ from ..data.clips import ClipStore
 from ..data.datamodule import Stage1DataModule, Stage2DataModule
 from ..data.samplers import GroupSampler, GroupSpec, caption_targets
 from ..data.trec import rank_order, read_trec_run
+from ..models.tiny import load_processor
 from ..modules import PerceptionSFTModule, RerankingModule
 from ..tracking import tracked_run
 from ..tracking.lightning_logger import StageRunLogger
@@ -91,13 +92,6 @@ def _common(cfg: DictConfig, stage_cfg: DictConfig) -> dict:
                 weight_decay=float(stage_cfg.weight_decay), warmup_ratio=float(stage_cfg.warmup_ratio))
 
 
-def _processor(path: str, trust_remote_code: bool):
-    from transformers import AutoProcessor
-
-    local = Path(path).is_dir()
-    return AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code, **({"local_files_only": True} if local else {}))
-
-
 def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
     L.seed_everything(int(cfg.seed), workers=True)
     s1 = cfg.curriculum.stage1
@@ -105,7 +99,7 @@ def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     resume = _prepare_dir(out, _fingerprint(cfg, ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage1")))
     bench = Benchmark(cfg.paths.benchmark)
     base = base_model_path(cfg)
-    processor = _processor(base, bool(cfg.model.trust_remote_code))
+    processor = load_processor(base, trust_remote_code=bool(cfg.model.trust_remote_code))
     captions = {d.doc_id: d.caption for d in bench.corpus()}
     examples = caption_targets(bench.queries("train"), bench.qrels("train"), captions)
     clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s1.max_frames))
@@ -135,7 +129,7 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
         raise FileNotFoundError(f"stage 2 starts from stage 1's model, {init} does not exist: run stage 1 first "
                                 "(`dvc repro stage1` or `python src/train.py`)")
     lora = cfg.peft.name != "none"
-    processor = _processor(str(init), bool(cfg.model.trust_remote_code))
+    processor = load_processor(str(init), trust_remote_code=bool(cfg.model.trust_remote_code))
     teacher, allowed = _teacher_labels(cfg)
     sampler = GroupSampler(bench.queries("train"), bench.qrels("train"), first,
                            GroupSpec(num_negatives=int(s2.num_negatives), pool_depth=int(s2.pool_depth)), seed=int(cfg.seed),
@@ -151,7 +145,7 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
                              **_common(cfg, s2))
     with tracked_run(cfg, "stage2", source=source, pipeline_cfg=pipeline_cfg,
                      inputs=[str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(init),
-                             str(cfg.paths.get("teacher_labels") or "")],
+                             *([str(cfg.paths.teacher_labels)] if cfg.paths.get("teacher_labels") else [])],
                      resume_file=out / "mlflow_run_id") as tr:
         trainer = _trainer(cfg, s2, out, StageRunLogger(tr), reload_dataloaders_every_n_epochs=1)
         trainer.fit(module, dm, ckpt_path=resume)

@@ -8,9 +8,7 @@ are worked out in the comments.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from dataclasses import replace
 from pathlib import Path
 

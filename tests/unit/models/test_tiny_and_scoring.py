@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from rankvideo.data.video import Clip
-from rankvideo.models import prompts, scoring, tiny
+from rankvideo.models import prompts, tiny
 from rankvideo.models.prompts import ANSWER_PREFIX, SYSTEM, USER, build_messages
 from rankvideo.models.scoring import (
     IGNORE_INDEX,
