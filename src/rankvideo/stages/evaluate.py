@@ -66,8 +66,14 @@ def _pipeline_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None
     reranked = read_run(cfg.paths.reranked_run)
     kwargs = {"measures": tuple(cfg.eval.measures), "relevance_level": int(cfg.eval.relevance_level)}
     metrics: dict = {}
+    others = {}  # runs reported next to the reranker, read once for all splits
+    for name, path in (cfg.eval.get("compare_runs") or {}).items():
+        if Path(path).exists():
+            others[name] = read_run(path)
+        else:
+            log.warning("eval.compare_runs.%s: %s does not exist (run the stage that writes it); not reported", name, path)
     inputs = [str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(cfg.paths.reranked_run),
-              *[str(p) for p in (cfg.eval.get("compare_runs") or {}).values()]]
+              *[str(p) for name, p in (cfg.eval.get("compare_runs") or {}).items() if name in others]]
     with tracked_run(cfg, "evaluate", source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
         for split in cfg.eval.splits:
             qrels = bench.qrels(split)
@@ -90,11 +96,7 @@ def _pipeline_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None
                               "num_queries": rr.num_queries}
             print(f"\n[{split}] reranked ({cfg.rerank.name}) vs first stage ({cfg.retrieval.name})")
             print(format_table(rr, comparison))
-            for name, path in (cfg.eval.get("compare_runs") or {}).items():
-                if not Path(path).exists():
-                    log.warning("eval.compare_runs.%s: %s does not exist (run the stage that writes it); not reported", name, path)
-                    continue
-                other = read_run(path)
+            for name, other in others.items():
                 res = evaluate({q: other[q] for q in other if q in qids}, qrels, tiebreak_run=first, **kwargs)
                 cmp_other = compare(res, fs)
                 metrics[split][name] = dict(res.mean)

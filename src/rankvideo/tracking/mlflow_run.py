@@ -27,7 +27,6 @@ import logging
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -98,6 +97,8 @@ def data_versions(inputs: list[str] | None = None, lock: str | Path = "dvc.lock"
         for o in doc.get("outs", []) or []:
             out[f"raw:{o['path']}"] = o.get("md5", "")
     for p in inputs or []:
+        if not p:
+            raise ValueError("data_versions: an empty input path (it would hash the working directory)")
         key = os.path.normpath(p)
         # An input inside a folder that a stage outputs (artifacts/retrieve/run.trec inside
         # artifacts/retrieve) is versioned by that folder's DVC hash.
