@@ -63,6 +63,17 @@ class BackboneModule(L.LightningModule):
         sched = get_cosine_schedule_with_warmup(opt, int(self.warmup_ratio * total), total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # Under FSDP each rank holds a shard of every gradient: the norm must be computed across
+        # shards by the root FSDP module (Lightning's FSDP precision plugin refuses to clip).
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        if gradient_clip_val and strategy is not None and type(strategy).__name__ == "FSDPStrategy":
+            if gradient_clip_algorithm not in (None, "norm"):
+                raise ValueError(f"trainer=fsdp clips by norm only, not {gradient_clip_algorithm!r}")
+            strategy.model.clip_grad_norm_(float(gradient_clip_val))
+            return
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Under LoRA only the adapter is trained: keep checkpoints adapter-only (the base weights
         # are the build_model output or the hub's, versioned elsewhere).
@@ -78,11 +89,54 @@ class BackboneModule(L.LightningModule):
             checkpoint["state_dict"] = full
 
     def export(self, out_dir: str | Path, processor) -> None:
-        """`save_pretrained` of the trained model (adapter only under LoRA) plus the processor."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(out)
-        processor.save_pretrained(out)
+        """`save_pretrained` of the trained model (adapter only under LoRA) plus the processor.
+
+        Every rank must call it (under FSDP the full weights are gathered from all shards); only
+        global rank 0 writes."""
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        model = self.model
+        if strategy is not None and type(strategy).__name__ == "FSDPStrategy":
+            model = self._unsharded_copy(strategy)
+        if strategy is None or strategy.is_global_zero:
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(out)
+            processor.save_pretrained(out)
+        if strategy is not None:
+            strategy.barrier("export")
+
+    def _unsharded_copy(self, strategy):
+        """The trained weights gathered from FSDP shards into a fresh, unwrapped copy of the
+        backbone on the CPU (rank 0; other ranks only take part in the gather and get None)."""
+        from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        root = strategy.model
+        with FSDP.state_dict_type(root, StateDictType.FULL_STATE_DICT,
+                                  FullStateDictConfig(offload_to_cpu=True, rank0_only=True)):
+            full = root.state_dict()
+        if not strategy.is_global_zero:
+            return None
+        strip = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+        state = {}
+        for key, value in full.items():
+            for s in strip:
+                key = key.replace(s, "")
+            if key.startswith("model."):
+                state[key[len("model."):]] = value
+        fresh, _ = load_backbone(self.model_path, trust_remote_code=self.trust_remote_code, dtype=self.dtype_name)
+        fresh = apply_peft(fresh, self.peft_cfg, adapter=self.init_adapter)
+        missing, unexpected = fresh.load_state_dict(state, strict=False)
+        # A tied weight (embeddings / lm_head) may be gathered under one of its names only.
+        ptrs: dict[int, int] = {}
+        for t in fresh.state_dict().values():
+            ptrs[t.data_ptr()] = ptrs.get(t.data_ptr(), 0) + 1
+        tied = {k for k, t in fresh.state_dict().items() if ptrs[t.data_ptr()] > 1}
+        missing = [k for k in missing if k not in tied]
+        if unexpected or [k for k in missing if "lora_" in k or self.peft_cfg.name == "none"]:
+            raise RuntimeError(f"FSDP export: gathered weights do not fit the backbone (missing {missing[:5]}, "
+                               f"unexpected {unexpected[:5]})")
+        return fresh
 
 
 class PerceptionSFTModule(BackboneModule):

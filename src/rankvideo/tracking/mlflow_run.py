@@ -162,6 +162,14 @@ class StageRun:
             self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
+def _global_rank() -> int:
+    """This process's global rank as Lightning reads it from the launcher's environment (RANK,
+    LOCAL_RANK + NODE_RANK, SLURM_PROCID...); 0 in a single process."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
 def _metric_key(k: str) -> str:
     # MLflow metric names allow letters, digits, _ - . / and spaces; '@' is not allowed.
     return k.replace("@", "_at_")
@@ -178,6 +186,10 @@ def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None,
     tcfg = cfg.get("tracking")
     if tcfg is None or not tcfg.get("enabled", True):
         log.info("tracking disabled: no MLflow run for stage %s", stage)
+        yield StageRun()
+        return
+    if _global_rank() != 0:
+        # Multi-process training (DDP/FSDP): one MLflow run per stage, opened by global rank 0.
         yield StageRun()
         return
 
