@@ -54,6 +54,11 @@ def test_stages_export_models_and_log_loss_terms(trained):
     for key in ("train/loss", "train/loss_pair", "train/loss_distill", "train/loss_point"):
         assert client.get_metric_history(s2.info.run_id, key), key
     assert 0.0 <= s2.data.metrics["val/ndcg_at_10"] <= 1.0
+    # The perception check on held-out videos: caption loss with the right and with another video.
+    m = s1.data.metrics
+    assert m["val/loss_caption"] > 0 and m["val/loss_caption_shuffled"] > 0
+    assert m["val/video_gain"] == pytest.approx(m["val/loss_caption_shuffled"] - m["val/loss_caption"], abs=1e-4)
+    assert m["stage1/val_examples"] > 0
     assert s2.data.params["loss.distill"] == "5.0" and s2.data.params["curriculum.stage2.num_negatives"] == "2"
 
 
@@ -150,3 +155,16 @@ def test_lora_adapter_round_trip(tmp_path, trained):
     assert torch.allclose(merged, unmerged, atol=1e-4)
     ckpt = torch.load(Path(cfg.paths.stage1_dir) / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["state_dict"] and all("lora" in k for k in ckpt["state_dict"])  # adapter-only checkpoint
+
+
+def test_freeze_vision_keeps_the_vision_tower(tmp_path, trained):
+    from safetensors.torch import load_file
+
+    root, base_cfg = trained
+    cfg = _cfg(root, "curriculum.stage1.freeze_vision=true", f"paths.stage1_dir={tmp_path / 's1'}")
+    stage_fn("stage1")(cfg, source="test")
+    before = load_file(str(Path(cfg.paths.model_dir) / "model.safetensors"))
+    after = load_file(str(tmp_path / "s1" / "model" / "model.safetensors"))
+    visual = [k for k in before if ".visual." in f".{k}"]
+    assert visual and all(torch.equal(before[k], after[k]) for k in visual)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k not in visual)

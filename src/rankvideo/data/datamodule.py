@@ -24,20 +24,40 @@ def _loader(items, batch_size: int, collate, *, shuffle: bool, seed: int) -> Dat
 
 
 class Stage1DataModule(L.LightningDataModule):
-    """(doc_id, caption) examples -> caption-SFT batches with labels."""
+    """(doc_id, caption) examples -> caption-SFT batches with labels.
 
-    def __init__(self, examples: Sequence[tuple[str, str]], clips: ClipStore, processor, *, batch_size: int, seed: int):
+    `val_examples` (held-out videos) give each validation batch twice: with its own videos and with
+    the videos rotated by one inside the batch, so the module can measure how much the caption
+    loss depends on seeing the right video."""
+
+    def __init__(self, examples: Sequence[tuple[str, str]], clips: ClipStore, processor, *, batch_size: int, seed: int,
+                 val_examples: Sequence[tuple[str, str]] = ()):
         super().__init__()
         if not examples:
             raise ValueError("stage 1 has no training examples (no training query with a captioned positive video)")
         self.examples, self.clips, self.processor = list(examples), clips, processor
         self.batch_size, self.seed = int(batch_size), int(seed)
+        self.val_examples = list(val_examples)
 
     def collate(self, rows):
         return encode_caption_examples(self.processor, [self.clips[d] for d, _ in rows], [c for _, c in rows])
 
+    def collate_val(self, rows):
+        clips = [self.clips[d] for d, _ in rows]
+        caps = [c for _, c in rows]
+        out = {"matched": encode_caption_examples(self.processor, clips, caps)}
+        if len(rows) > 1:
+            out["shuffled"] = encode_caption_examples(self.processor, clips[1:] + clips[:1], caps)
+        return out
+
     def train_dataloader(self):
         return _loader(self.examples, self.batch_size, self.collate, shuffle=True, seed=self.seed)
+
+    def val_dataloader(self):
+        if not self.val_examples:
+            return []
+        return DataLoader(self.val_examples, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate_val,
+                          num_workers=0)
 
 
 class Stage2DataModule(L.LightningDataModule):

@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 class BackboneModule(L.LightningModule):
     def __init__(self, *, model_path: str, dtype: str | None = None, trust_remote_code: bool = False,
                  peft: dict | None = None, init_adapter: str | None = None, lr: float = 1e-4,
-                 weight_decay: float = 0.0, warmup_ratio: float = 0.03):
+                 weight_decay: float = 0.0, warmup_ratio: float = 0.03, freeze_vision: bool = False):
         super().__init__()
+        self.freeze_vision = bool(freeze_vision)
         self.model_path, self.dtype_name, self.trust_remote_code = str(model_path), dtype, trust_remote_code
         self.peft_cfg = OmegaConf.create(peft or {"name": "none"})
         self.init_adapter = init_adapter
@@ -50,6 +51,11 @@ class BackboneModule(L.LightningModule):
                                  **({"quantization_config": quant} if quant else {}))
         model.train()  # from_pretrained returns eval mode
         self.model = apply_peft(model, self.peft_cfg, adapter=self.init_adapter)
+        if self.freeze_vision:
+            # The vision tower and its mergers keep their weights (LoRA leaves them untouched too).
+            for name, p in self.model.named_parameters():
+                if ".visual." in f".{name}":
+                    p.requires_grad_(False)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.model.parameters())
         log.info("backbone %s: %d of %d parameters trainable (peft=%s)", self.model_path, trainable, total, self.peft_cfg.name)
@@ -147,6 +153,22 @@ class PerceptionSFTModule(BackboneModule):
         out = self.model(**inputs, use_cache=False)
         self.log("train/loss_caption", out.loss, prog_bar=True, batch_size=int(inputs["input_ids"].shape[0]))
         return out.loss
+
+    def validation_step(self, batch, batch_idx):
+        """Caption loss on held-out videos, and the same captions under another video of the batch:
+        `val/video_gain` (shuffled minus matched) is how much seeing the right video helps; near 0
+        means the model writes captions without looking."""
+        def loss(enc):
+            inputs = {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}
+            return self.model(**inputs, use_cache=False).loss
+
+        n = int(batch["matched"]["input_ids"].shape[0])
+        matched = loss(batch["matched"])
+        self.log("val/loss_caption", matched, batch_size=n)
+        if "shuffled" in batch:
+            shuffled = loss(batch["shuffled"])
+            self.log("val/loss_caption_shuffled", shuffled, batch_size=n)
+            self.log("val/video_gain", shuffled - matched, prog_bar=True, batch_size=n)
 
 
 class RerankingModule(BackboneModule):

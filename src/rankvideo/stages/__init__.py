@@ -14,6 +14,7 @@ STAGES = {
     "stage1": ("curriculum", "run_stage1"),
     "stage2": ("curriculum", "run_stage2"),
     "rerank": ("rerank", "run"),
+    "rerank_stage1": ("rerank", "run_stage1_only"),
     "evaluate": ("evaluate", "run"),
     "train": ("train", "run"),
 }

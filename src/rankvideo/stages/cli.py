@@ -18,6 +18,7 @@ OUTPUTS = {
     "synthesize": ("benchmark",),
     "retrieve": ("retrieve_dir",),
     "rerank": ("rerank_dir",),
+    "rerank_stage1": ("rerank_stage1_dir",),
     "evaluate": ("eval_dir",),
     "build_model": ("model_dir",),
     "teacher": ("teacher_dir",),

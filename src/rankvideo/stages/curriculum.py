@@ -89,7 +89,8 @@ def _trainer(cfg: DictConfig, stage_cfg: DictConfig, out: Path, logger, extra_ca
 def _common(cfg: DictConfig, stage_cfg: DictConfig) -> dict:
     return dict(dtype=cfg.model.dtype, trust_remote_code=bool(cfg.model.trust_remote_code),
                 peft=OmegaConf.to_container(cfg.peft, resolve=True), lr=float(stage_cfg.lr),
-                weight_decay=float(stage_cfg.weight_decay), warmup_ratio=float(stage_cfg.warmup_ratio))
+                weight_decay=float(stage_cfg.weight_decay), warmup_ratio=float(stage_cfg.warmup_ratio),
+                freeze_vision=bool(stage_cfg.get("freeze_vision", False)))
 
 
 def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
@@ -102,16 +103,23 @@ def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     processor = load_processor(base, trust_remote_code=bool(cfg.model.trust_remote_code))
     captions = {d.doc_id: d.caption for d in bench.corpus()}
     examples = caption_targets(bench.queries("train"), bench.qrels("train"), captions)
+    # Held-out videos for the perception check: val queries' positives that stage 1 does not train on.
+    trained = {d for d, _ in examples}
+    val_examples = [(d, c) for d, c in caption_targets(bench.queries("val"), bench.qrels("val"), captions) if d not in trained]
     clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s1.max_frames))
-    dm = Stage1DataModule(examples, clips, processor, batch_size=int(s1.batch_size), seed=int(cfg.seed))
+    dm = Stage1DataModule(examples, clips, processor, batch_size=int(s1.batch_size), seed=int(cfg.seed),
+                          val_examples=val_examples)
     module = PerceptionSFTModule(model_path=base, **_common(cfg, s1))
     with tracked_run(cfg, "stage1", source=source, pipeline_cfg=pipeline_cfg, inputs=[str(cfg.paths.benchmark), base],
                      resume_file=out / "mlflow_run_id") as tr:
         trainer = _trainer(cfg, s1, out, StageRunLogger(tr))
         trainer.fit(module, dm, ckpt_path=resume)
         module.export(stage_model_dir(out), processor)
-        metrics = {"examples": len(examples), "steps": trainer.global_step,
-                   "final_loss_caption": float(trainer.callback_metrics.get("train/loss_caption", float("nan")))}
+        cm = trainer.callback_metrics
+        metrics = {"examples": len(examples), "val_examples": len(val_examples), "steps": trainer.global_step,
+                   "final_loss_caption": float(cm.get("train/loss_caption", float("nan"))),
+                   "val_loss_caption": float(cm.get("val/loss_caption", float("nan"))),
+                   "val_video_gain": float(cm.get("val/video_gain", float("nan")))}
         tr.log_metrics({f"stage1/{k}": v for k, v in metrics.items()})
     return metrics
 

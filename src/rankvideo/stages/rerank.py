@@ -29,6 +29,19 @@ log = logging.getLogger(__name__)
 PASSTHROUGH_NOTE = "PASSTHROUGH: no reranker configured; this run is the first-stage ranking, unchanged"
 
 
+def run_stage1_only(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
+    """Stage `rerank_stage1`: the same reranking with stage 1's model (perception SFT only, no
+    reranking loss), into `paths.rerank_stage1_dir`: the paper's "stage 1 only" row."""
+    out_dir = Path(cfg.paths.rerank_stage1_dir)
+    if cfg.rerank.name != "rankvideo":
+        note = f"rerank={cfg.rerank.name}: no stage-1 model to rerank with; no run written"
+        log.warning(note)
+        write_json(out_dir / "rerank_info.json", {"reranker": cfg.rerank.name, "note": note})
+        return {}
+    return _rankvideo(cfg, source, pipeline_cfg, run_name="rerank_stage1", checkpoint=Path(cfg.paths.stage1_dir) / "model",
+                      rerank_dir=out_dir, out_run=out_dir / "run.trec")
+
+
 def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
     name = cfg.rerank.name
     if name == "passthrough":
@@ -68,7 +81,8 @@ def _model_fingerprint(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
+def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg, *, run_name: str = "rerank", checkpoint: Path | None = None,
+               rerank_dir: Path | None = None, out_run: Path | None = None) -> dict:
     from ..models.grouped import score_queries_for_video
     from ..models.rerank import merge_head_and_tail, rerank_plan, score_run
     from ..modules.peft_setup import load_trained
@@ -77,10 +91,11 @@ def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
     bench = Benchmark(cfg.paths.benchmark)
     first = read_trec_run(cfg.paths.first_stage_run)
     queries = {q.qid: q.text for s in r.splits for q in bench.queries(s)}
-    ckpt = Path(str(r.checkpoint))
-    rerank_dir = Path(cfg.paths.rerank_dir)
+    ckpt = Path(checkpoint) if checkpoint is not None else Path(str(r.checkpoint))
+    rerank_dir = Path(rerank_dir) if rerank_dir is not None else Path(cfg.paths.rerank_dir)
+    out_run = Path(out_run) if out_run is not None else Path(cfg.paths.reranked_run)
     inputs = [str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(ckpt)]
-    with tracked_run(cfg, "rerank", source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
+    with tracked_run(cfg, run_name, source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
         base = str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
         model, processor = load_trained(str(ckpt), base=base, dtype=cfg.model.dtype,
                                         trust_remote_code=bool(cfg.model.trust_remote_code))
@@ -105,7 +120,7 @@ def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
         scores, stats = score_run(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
                                   fingerprint=fingerprint, skip=skip)
         run_out = merge_head_and_tail({q: first.get(q, {}) for q in queries}, scores, int(r.depth))
-        write_trec_run(cfg.paths.reranked_run, run_out, tag=f"rankvideo_{ckpt.parent.name}")
+        write_trec_run(out_run, run_out, tag=f"rankvideo_{ckpt.parent.name}")
         # Timings (seconds, pairs/s) and resume counts go to MLflow only: the output folder must be
         # a function of its inputs.
         timing = ("seconds", "pairs_per_s", "videos_resumed", "pairs_scored")
@@ -116,7 +131,7 @@ def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
         write_json(rerank_dir / "rerank_info.json", info)
         info = {**info, **{k: stats[k] for k in timing}}
         tr.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
-        tr.log_artifact(cfg.paths.reranked_run, "run")
+        tr.log_artifact(out_run, "run")
         tr.log_artifact(rerank_dir / "rerank_info.json", "run")
         log.info("reranked %d queries: %d pairs scored (%.1f pairs/s), %d videos resumed, %d skipped",
                  len(queries), stats["pairs_scored"], stats["pairs_per_s"] or 0, stats["videos_resumed"], stats["videos_skipped"])
