@@ -155,7 +155,8 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
                      inputs=[str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(init),
                              *([str(cfg.paths.teacher_labels)] if cfg.paths.get("teacher_labels") else [])],
                      resume_file=out / "mlflow_run_id") as tr:
-        trainer = _trainer(cfg, s2, out, StageRunLogger(tr), reload_dataloaders_every_n_epochs=1)
+        trainer = _trainer(cfg, s2, out, StageRunLogger(tr), reload_dataloaders_every_n_epochs=1,
+                           check_val_every_n_epoch=int(s2.get("val_every_n_epochs", 1)))
         trainer.fit(module, dm, ckpt_path=resume)
         module.export(stage_model_dir(out), processor)
         metrics = {"groups": len(sampler), "steps": trainer.global_step,

@@ -603,3 +603,21 @@ def test_setting_is_visible_and_captioned():
     text = caption(textured, np.random.default_rng(0), NO_NOISE, kind="flood")
     assert text.endswith("A small square emblem is shown in the top left corner. The setting looks like a flood.")
     assert "plain dark colour" not in text
+
+
+def test_synthetic_train_queries_leave_val_and_test_unchanged(tmp_path, built):
+    ref, m_ref = built
+    m = build_benchmark(small_cfg(synthetic_train_queries=5), tmp_path / "more")
+    assert m["num_queries"] == {"train": 7 + 5, "val": 2, "test": 3}
+    for split in ("val", "test"):
+        for name in (f"queries_{split}.tsv", f"qrels_{split}.trec"):
+            assert (tmp_path / "more" / name).read_bytes() == (ref / name).read_bytes(), name
+    rows = [json.loads(line) for line in (tmp_path / "more" / "queries.jsonl").read_text().splitlines()]
+    extra = [r for r in rows if r["qid"].startswith("s")]
+    assert len(extra) == 5 and {r["split"] for r in extra} == {"train"}
+    base_texts = {json.loads(line)["text"] for line in (ref / "queries.jsonl").read_text().splitlines()}
+    assert not base_texts & {r["text"] for r in extra}
+    # Each synthetic query is judged like the others: its source video fully relevant.
+    qrels = (tmp_path / "more" / "qrels_train.trec").read_text().split("\n")
+    for r in extra:
+        assert f"{r['qid']} 0 {r['source_doc']} 3" in qrels

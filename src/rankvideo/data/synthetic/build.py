@@ -42,7 +42,7 @@ KIND_INDEX = {k: i for i, k in enumerate(EVENT_KINDS)}
 log = logging.getLogger(__name__)
 
 # Independent random streams, so that changing e.g. the number of queries leaves videos alone.
-_EVENTS, _VIDEOS, _QUERIES, _SPLITS, _IDS, _EMBLEMS = 1, 2, 3, 4, 5, 6
+_EVENTS, _VIDEOS, _QUERIES, _SPLITS, _IDS, _EMBLEMS, _SYNTH_QUERIES = 1, 2, 3, 4, 5, 6, 7
 SPLITS = ("train", "val", "test")
 
 
@@ -71,6 +71,9 @@ class BenchmarkConfig:
     videos_per_event: int = 16
     details_per_video: int = 2
     num_queries: int = 600
+    # Extra training-only queries (the paper's synthetic queries: 7,906 next to 1,361 human ones),
+    # written by the same generator from their own random stream; val and test are unchanged.
+    synthetic_train_queries: int = 0
     split_fractions: dict = field(default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2})
     video: VideoSpec = field(default_factory=VideoSpec)
     proxies: P.ProxyConfig = field(default_factory=P.ProxyConfig)
@@ -144,26 +147,31 @@ def _sample_corpus(cfg: BenchmarkConfig) -> tuple[list[dict], dict[str, VideoTru
     return records, truths
 
 
-def _sample_queries(cfg: BenchmarkConfig, truths: dict[str, VideoTruth]) -> tuple[list[QuerySpec], dict[str, dict[str, int]]]:
-    rng = np.random.default_rng([cfg.seed, _QUERIES])
+def _sample_queries(cfg: BenchmarkConfig, truths: dict[str, VideoTruth], *, count: int | None = None, stream: int = _QUERIES,
+                   prefix: str = "q", exclude: set[str] | None = None) -> tuple[list[QuerySpec], dict[str, dict[str, int]]]:
+    """`count` distinct queries (default `num_queries`) with their graded judgments over every
+    video; texts in `exclude` (another set's queries) are not repeated."""
+    n_wanted = cfg.num_queries if count is None else int(count)
+    rng = np.random.default_rng([cfg.seed, stream])
     names = [v for v in VARIANTS if cfg.variants.get(v, 0) > 0]
     weights = np.array([cfg.variants[v] for v in names], dtype=float)
     qtypes = {k: float(w) for k, w in cfg.visual_qtypes.items() if w > 0}
     doc_ids = sorted(truths)
     queries: list[QuerySpec] = []
     qrels: dict[str, dict[str, int]] = {}
-    seen_text: set[str] = set()
+    seen_text: set[str] = set(exclude or ())
     attempts = 0
-    while len(queries) < cfg.num_queries:
+    what = "data.num_queries" if stream == _QUERIES else "data.synthetic_train_queries"
+    while len(queries) < n_wanted:
         attempts += 1
-        if attempts > 50 * cfg.num_queries:
+        if attempts > 50 * n_wanted:
             raise RuntimeError(
-                f"could only write {len(queries)} of data.num_queries={cfg.num_queries} distinct queries; "
-                "lower num_queries or add videos (num_events, videos_per_event)"
+                f"could only write {len(queries)} of {what}={n_wanted} distinct queries; "
+                "lower it or add videos (num_events, videos_per_event)"
             )
         doc = doc_ids[int(rng.integers(len(doc_ids)))]
         variant = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-        q = sample_query(f"q{len(queries):05d}", variant, doc, truths[doc], rng, qtype_weights=qtypes, place_rate=cfg.place_rate)
+        q = sample_query(f"{prefix}{len(queries):05d}", variant, doc, truths[doc], rng, qtype_weights=qtypes, place_rate=cfg.place_rate)
         if q is None or q.text in seen_text:
             continue
         seen_text.add(q.text)
@@ -242,6 +250,12 @@ def build_benchmark(cfg: BenchmarkConfig, out_dir: str | os.PathLike) -> dict:
 
     queries, qrels = _sample_queries(cfg, truths)
     split_of = _assign_splits(cfg, queries)
+    if cfg.synthetic_train_queries > 0:
+        extra, extra_qrels = _sample_queries(cfg, truths, count=cfg.synthetic_train_queries, stream=_SYNTH_QUERIES,
+                                             prefix="s", exclude={q.text for q in queries})
+        queries += extra
+        qrels.update(extra_qrels)
+        split_of.update({q.qid: "train" for q in extra})
     _write_jsonl(stage / "corpus.jsonl", records)
     _write_jsonl(stage / "queries.jsonl", ({**q.to_dict(), "split": split_of[q.qid]} for q in queries))
     for split in SPLITS:
