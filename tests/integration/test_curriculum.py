@@ -157,14 +157,16 @@ def test_lora_adapter_round_trip(tmp_path, trained):
     assert ckpt["state_dict"] and all("lora" in k for k in ckpt["state_dict"])  # adapter-only checkpoint
 
 
-def test_freeze_vision_keeps_the_vision_tower(tmp_path, trained):
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_vision_keeps_the_vision_tower(tmp_path, trained, freeze):
     from safetensors.torch import load_file
 
     root, base_cfg = trained
-    cfg = _cfg(root, "curriculum.stage1.freeze_vision=true", f"paths.stage1_dir={tmp_path / 's1'}")
+    cfg = _cfg(root, f"curriculum.stage1.freeze_vision={str(freeze).lower()}", f"paths.stage1_dir={tmp_path / 's1'}")
     stage_fn("stage1")(cfg, source="test")
     before = load_file(str(Path(cfg.paths.model_dir) / "model.safetensors"))
     after = load_file(str(tmp_path / "s1" / "model" / "model.safetensors"))
     visual = [k for k in before if ".visual." in f".{k}"]
-    assert visual and all(torch.equal(before[k], after[k]) for k in visual)
+    assert visual
+    assert all(torch.equal(before[k], after[k]) for k in visual) == freeze
     assert any(not torch.equal(before[k], after[k]) for k in before if k not in visual)

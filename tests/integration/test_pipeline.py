@@ -45,6 +45,10 @@ def test_outputs_and_metrics(pipeline):
     info = json.loads((Path(cfg.paths.rerank_dir) / "rerank_info.json").read_text())
     assert info["reranker"] == "passthrough" and "PASSTHROUGH" in info["note"]
     assert "passthrough" in Path(cfg.paths.reranked_run).read_text().splitlines()[0]
+    # No model, so no stage-1-only run either: a note instead, and evaluate reports without it.
+    assert rerank.run_stage1_only(cfg, source="test") == {}
+    note = json.loads((Path(cfg.paths.rerank_stage1_dir) / "rerank_info.json").read_text())
+    assert not (Path(cfg.paths.rerank_stage1_dir) / "run.trec").exists() and "no stage-1 model" in note["note"]
 
     metrics = json.loads((Path(cfg.paths.eval_dir) / "metrics.json").read_text())
     assert set(metrics) == {"test"}

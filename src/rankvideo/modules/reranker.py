@@ -162,13 +162,13 @@ class PerceptionSFTModule(BackboneModule):
             inputs = {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}
             return self.model(**inputs, use_cache=False).loss
 
+        if "shuffled" not in batch:  # a last batch of one video has no other video to swap in
+            return
         n = int(batch["matched"]["input_ids"].shape[0])
-        matched = loss(batch["matched"])
+        matched, shuffled = loss(batch["matched"]), loss(batch["shuffled"])
         self.log("val/loss_caption", matched, batch_size=n)
-        if "shuffled" in batch:
-            shuffled = loss(batch["shuffled"])
-            self.log("val/loss_caption_shuffled", shuffled, batch_size=n)
-            self.log("val/video_gain", shuffled - matched, prog_bar=True, batch_size=n)
+        self.log("val/loss_caption_shuffled", shuffled, batch_size=n)
+        self.log("val/video_gain", shuffled - matched, prog_bar=True, batch_size=n)
 
 
 class RerankingModule(BackboneModule):
