@@ -10,8 +10,10 @@ a model that writes captions without looking stays there while the template word
     python scripts/probe_perception.py                       # vision tower trained
     python scripts/probe_perception.py --freeze-vision       # vision tower fixed (the tiny default)
 
-Measured on 2 CPU cores (8 frames per clip, 720 held-in captions, 80 held-out videos, 720 steps):
-kind of event 0.28 with the tower trained vs 0.62 with it fixed; colour 0.41 vs 0.43.
+Measured on 2 CPU cores, 2026-11-26 (the two commands above with --threads 1 side by side;
+8 frames per clip, 720 captions, 80 held-out videos, 720 steps), trained tower vs fixed tower:
+kind of event 0.18 vs 0.56, colour 0.33 vs 0.39, size 0.66 vs 0.74, motion 0.64 vs 0.66,
+shape 0.49 vs 0.53, template words 0.92 vs 0.94.
 """
 
 from __future__ import annotations
