@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -28,6 +28,14 @@ def pytest_collection_modifyitems(config, items):
 def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=overrides or [])
+
+
+def tiny_run_cfg(root: Path, *overrides: str) -> DictConfig:
+    """The tiny debug config with every output and the MLflow store under `root`, resolved."""
+    cfg = compose_cfg(["debug=tiny", f"paths.artifacts={root / 'artifacts'}", f"paths.experiments={root / 'experiments'}",
+                       "data.num_workers=1", *overrides])
+    OmegaConf.resolve(cfg)
+    return cfg
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from conftest import compose_cfg
+from conftest import tiny_run_cfg
 from rankvideo.stages import stage_fn
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -26,10 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def _cfg(root: Path, *overrides: str):
     extra = [] if importlib.util.find_spec("mlflow") else ["tracking.enabled=false"]
-    cfg = compose_cfg(["debug=tiny", f"paths.artifacts={root / 'a'}", f"paths.experiments={root / 'e'}",
-                       "data.num_workers=1", *extra, *overrides])
-    OmegaConf.resolve(cfg)
-    return cfg
+    return tiny_run_cfg(root, *extra, *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -11,26 +11,18 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from conftest import compose_cfg
+from conftest import tiny_run_cfg
 from rankvideo.data.trec import read_trec_run, rank_order
 from rankvideo.stages import stage_fn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _cfg(root: Path, *extra: str):
-    cfg = compose_cfg(["debug=tiny", f"paths.artifacts={root / 'artifacts'}", f"paths.experiments={root / 'experiments'}",
-                       "data.num_workers=1", *extra])
-    OmegaConf.resolve(cfg)
-    return cfg
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("curriculum")
-    cfg = _cfg(root)
+    cfg = tiny_run_cfg(root)
     for name in ("synthesize", "retrieve", "build_model", "stage1", "stage2"):
         stage_fn(name)(cfg, source="test", pipeline_cfg=cfg)
     return root, cfg
@@ -79,7 +71,7 @@ def test_rerank_grouped_by_video_and_resumable(trained, monkeypatch):
     from rankvideo.models import grouped
 
     root, _ = trained
-    cfg = _cfg(root, "rerank=rankvideo")
+    cfg = tiny_run_cfg(root, "rerank=rankvideo")
     assert cfg.rerank.checkpoint == str(Path(cfg.paths.stage2_dir) / "model")
     calls = []
     real = grouped.score_queries_for_video
@@ -107,7 +99,7 @@ def test_rerank_grouped_by_video_and_resumable(trained, monkeypatch):
 
 def test_resume_continues_the_same_mlflow_run(tmp_path, trained):
     _, done_cfg = trained
-    cfg = _cfg(tmp_path)
+    cfg = tiny_run_cfg(tmp_path)
     cfg.paths.benchmark, cfg.paths.first_stage_run = done_cfg.paths.benchmark, done_cfg.paths.first_stage_run
     cfg.paths.model_dir, cfg.paths.stage1_dir = done_cfg.paths.model_dir, done_cfg.paths.stage1_dir
     stage_fn("stage2")(cfg, source="test")
@@ -132,7 +124,7 @@ def test_lora_adapter_round_trip(tmp_path, trained):
     from rankvideo.modules.peft_setup import load_trained
 
     _, done = trained
-    cfg = _cfg(tmp_path, "peft=lora", "peft.target_modules='.*language_model.*\\.(q_proj|v_proj)'")
+    cfg = tiny_run_cfg(tmp_path, "peft=lora", "peft.target_modules='.*language_model.*\\.(q_proj|v_proj)'")
     cfg.paths.benchmark, cfg.paths.model_dir = done.paths.benchmark, done.paths.model_dir
     stage_fn("stage1")(cfg, source="test")
     export = Path(cfg.paths.stage1_dir) / "model"
@@ -162,7 +154,7 @@ def test_freeze_vision_keeps_the_vision_tower(tmp_path, trained, freeze):
     from safetensors.torch import load_file
 
     root, base_cfg = trained
-    cfg = _cfg(root, f"curriculum.stage1.freeze_vision={str(freeze).lower()}", f"paths.stage1_dir={tmp_path / 's1'}")
+    cfg = tiny_run_cfg(root, f"curriculum.stage1.freeze_vision={str(freeze).lower()}", f"paths.stage1_dir={tmp_path / 's1'}")
     stage_fn("stage1")(cfg, source="test")
     before = load_file(str(Path(cfg.paths.model_dir) / "model.safetensors"))
     after = load_file(str(tmp_path / "s1" / "model" / "model.safetensors"))

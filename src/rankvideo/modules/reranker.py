@@ -69,11 +69,20 @@ class BackboneModule(L.LightningModule):
         sched = get_cosine_schedule_with_warmup(opt, int(self.warmup_ratio * total), total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def _strategy(self):
+        return self._trainer.strategy if self._trainer is not None else None
+
+    def _fsdp_strategy(self):
+        """Lightning's FSDPStrategy when training under it, else None (matched by name: importing
+        it pulls in torch.distributed.fsdp)."""
+        strategy = self._strategy()
+        return strategy if strategy is not None and type(strategy).__name__ == "FSDPStrategy" else None
+
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         # Under FSDP each rank holds a shard of every gradient: the norm must be computed across
         # shards by the root FSDP module (Lightning's FSDP precision plugin refuses to clip).
-        strategy = self._trainer.strategy if self._trainer is not None else None
-        if gradient_clip_val and strategy is not None and type(strategy).__name__ == "FSDPStrategy":
+        strategy = self._fsdp_strategy()
+        if gradient_clip_val and strategy is not None:
             if gradient_clip_algorithm not in (None, "norm"):
                 raise ValueError(f"trainer=fsdp clips by norm only, not {gradient_clip_algorithm!r}")
             strategy.model.clip_grad_norm_(float(gradient_clip_val))
@@ -99,10 +108,8 @@ class BackboneModule(L.LightningModule):
 
         Every rank must call it (under FSDP the full weights are gathered from all shards); only
         global rank 0 writes."""
-        strategy = self._trainer.strategy if self._trainer is not None else None
-        model = self.model
-        if strategy is not None and type(strategy).__name__ == "FSDPStrategy":
-            model = self._unsharded_copy(strategy)
+        strategy, fsdp = self._strategy(), self._fsdp_strategy()
+        model = self._unsharded_copy(fsdp) if fsdp is not None else self.model
         if strategy is None or strategy.is_global_zero:
             out = Path(out_dir)
             out.mkdir(parents=True, exist_ok=True)
@@ -134,10 +141,11 @@ class BackboneModule(L.LightningModule):
         fresh = apply_peft(fresh, self.peft_cfg, adapter=self.init_adapter)
         missing, unexpected = fresh.load_state_dict(state, strict=False)
         # A tied weight (embeddings / lm_head) may be gathered under one of its names only.
+        own = fresh.state_dict()
         ptrs: dict[int, int] = {}
-        for t in fresh.state_dict().values():
+        for t in own.values():
             ptrs[t.data_ptr()] = ptrs.get(t.data_ptr(), 0) + 1
-        tied = {k for k, t in fresh.state_dict().items() if ptrs[t.data_ptr()] > 1}
+        tied = {k for k, t in own.items() if ptrs[t.data_ptr()] > 1}
         missing = [k for k in missing if k not in tied]
         if unexpected or [k for k in missing if "lora_" in k or self.peft_cfg.name == "none"]:
             raise RuntimeError(f"FSDP export: gathered weights do not fit the backbone (missing {missing[:5]}, "
