@@ -492,6 +492,7 @@ def test_on_screen_text_only_during_its_interval(tmp_path):
         (dict(split_fractions={"train": 0.8, "test": 0.2}), "data.split_fractions"),
         (dict(video=VideoSpec(width=95)), "data.video.width"),
         (dict(video=VideoSpec(height=33)), "data.video.width and height"),
+        (dict(synthetic_train_queries=-5), "data.synthetic_train_queries"),
     ],
 )
 def test_invalid_config_is_rejected_before_anything_is_written(tmp_path, overrides, key):

@@ -93,6 +93,8 @@ class BenchmarkConfig:
             raise ValueError(f"synthesis.visual_qtypes has unknown kinds {sorted(bad)}; choose from {list(VISUAL_KINDS)}")
         if set(self.split_fractions) != set(SPLITS) or abs(sum(self.split_fractions.values()) - 1) > 1e-6:
             raise ValueError(f"data.split_fractions must give {list(SPLITS)} summing to 1, got {self.split_fractions}")
+        if int(self.synthetic_train_queries) < 0:
+            raise ValueError(f"data.synthetic_train_queries must be >= 0, got {self.synthetic_train_queries}")
         if self.video.width % 2 or self.video.height % 2:
             raise ValueError("data.video.width and height must be even (H.264 with yuv420p)")
 
