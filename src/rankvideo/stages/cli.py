@@ -22,7 +22,7 @@ OUTPUTS = {
     "evaluate": ("eval_dir",),
     "build_model": ("model_dir",),
     "teacher": ("teacher_dir",),
-    "train": ("stage1_dir", "stage2_dir"),
+    "train": ("stage1_dir", "stage2_dir", "rerank_dir", "eval_dir"),
 }
 
 
@@ -39,12 +39,28 @@ def redirect_outputs(cfg: DictConfig, stage: str, run_dir: str | Path, overrides
 
 
 def hydra_main(cfg: DictConfig, stage: str) -> dict:
-    """Body of every entry script's `@hydra.main` function."""
+    """Body of every entry script's `@hydra.main` function. In a multirun, the job's MLflow runs
+    are nested under the sweep's parent run (opened by `tracking.hydra_sweep`) and named after the
+    job's overrides."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
+    from ..tracking import run_context
+    from ..tracking.hydra_sweep import read_parent
     from . import stage_fn
 
     hc = HydraConfig.get()
-    cfg = redirect_outputs(cfg, stage, hc.runtime.output_dir, list(hc.overrides.task))
+    overrides = list(hc.overrides.task)
+    cfg = redirect_outputs(cfg, stage, hc.runtime.output_dir, overrides)
     OmegaConf.resolve(cfg)
-    return stage_fn(stage)(cfg, source="cli")
+    if hc.mode != RunMode.MULTIRUN:
+        return stage_fn(stage)(cfg, source="cli")
+    if stage == "train":
+        from .train import check_selection_splits
+
+        check_selection_splits(list(cfg.sweep.eval_splits), "a multirun")
+    parent = read_parent(hc.sweep.dir)
+    swept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in set(parent.get("swept", []))]
+    tags = {"rankvideo.sweep": hc.sweep.dir, "rankvideo.job": hc.job.num, "rankvideo.overrides": " ".join(overrides)}
+    with run_context(parent_run_id=parent.get("run_id"), tags=tags, name_suffix=" ".join(swept) or f"job {hc.job.num}"):
+        return stage_fn(stage)(cfg, source="sweep")

@@ -5,6 +5,11 @@ epoch in stage 2), keeps Lightning checkpoints (adapter-only under LoRA) and exp
 model with `save_pretrained` to `<stage dir>/model`, which the next stage (or the reranker) loads.
 An interrupted stage resumes from its last checkpoint, in the same MLflow run, when its config is
 unchanged (a fingerprint of the resolved config is stored next to the checkpoints).
+
+`ensure_stage1` is how `python src/train.py` jobs get their stage-1 model: a finished stage 1 with
+the same key (its config, the benchmark and the base model) is reused from the pipeline's folder
+or from the stage-1 cache; otherwise it is trained once into the cache, under a file lock, so the
+jobs of a sweep share it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Callable, Sequence
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -26,8 +32,9 @@ from ..data.samplers import GroupSampler, GroupSpec, caption_targets
 from ..data.trec import rank_order, read_trec_run
 from ..models.tiny import load_processor
 from ..modules import PerceptionSFTModule, RerankingModule
-from ..tracking import tracked_run
+from ..tracking import StageRun, run_context, tracked_run
 from ..tracking.lightning_logger import StageRunLogger
+from ..utils.io import tree_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,52 @@ def _fingerprint(cfg: DictConfig, keys: tuple[str, ...]) -> str:
 
     blob = {k: plain(OmegaConf.select(cfg, k)) for k in keys}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+STAGE1_CONFIG = ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage1")
+
+
+def stage1_key(cfg: DictConfig) -> str:
+    """What identifies a stage-1 model: its config, the benchmark it trains on and the base model it
+    starts from (content hashes; files over 16 MiB count by name and size)."""
+    Benchmark(cfg.paths.benchmark)  # says what to run when there is none
+    data = {"benchmark": tree_fingerprint(cfg.paths.benchmark, big=16 * 2**20),
+            "base": tree_fingerprint(base_model_path(cfg), big=16 * 2**20) if cfg.model.build else str(cfg.model.path)}
+    return hashlib.sha256(f"{_fingerprint(cfg, STAGE1_CONFIG)}\n{json.dumps(data, sort_keys=True)}".encode()).hexdigest()[:16]
+
+
+def finished_stage1(folder: Path, key: str) -> bool:
+    """A completed stage 1 (exported model) of exactly this key."""
+    marker = Path(folder) / "fingerprint.txt"
+    return marker.exists() and marker.read_text() == key and (stage_model_dir(str(folder)) / "config.json").exists()
+
+
+def ensure_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> tuple[Path, dict]:
+    """The stage-1 folder a training job starts from: a finished stage 1 with this job's key, from
+    `paths.stage1_search` (the pipeline's folder) or `paths.stage1_cache/<key>`; trained into the
+    cache when there is none. Returns (folder, metrics of the training or {"reused": folder})."""
+    from filelock import FileLock
+
+    key = stage1_key(cfg)
+    for folder in [*(cfg.paths.get("stage1_search") or []), Path(cfg.paths.stage1_cache) / key]:
+        if finished_stage1(Path(folder), key):
+            log.info("stage 1: reusing %s (key %s)", folder, key)
+            return Path(folder), {"reused": str(folder), "key": key}
+    cache = Path(cfg.paths.stage1_cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / key
+    with FileLock(str(cache / f"{key}.lock")):
+        if finished_stage1(target, key):  # another job of the sweep trained it while we waited
+            return target, {"reused": str(target), "key": key}
+        from omegaconf import open_dict
+
+        job = cfg.copy()
+        with open_dict(job):
+            job.paths.stage1_dir = str(target)
+        log.info("stage 1: no finished stage 1 with key %s; training it into %s", key, target)
+        with run_context(name_suffix=f"key {key}"):  # shared by every job with this key
+            metrics = run_stage1(job, source=source, pipeline_cfg=pipeline_cfg)
+    return target, {**metrics, "key": key}
 
 
 def _prepare_dir(out: Path, fingerprint: str) -> str | None:
@@ -97,7 +150,7 @@ def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     L.seed_everything(int(cfg.seed), workers=True)
     s1 = cfg.curriculum.stage1
     out = Path(cfg.paths.stage1_dir)
-    resume = _prepare_dir(out, _fingerprint(cfg, ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage1")))
+    resume = _prepare_dir(out, stage1_key(cfg))
     bench = Benchmark(cfg.paths.benchmark)
     base = base_model_path(cfg)
     processor = load_processor(base, trust_remote_code=bool(cfg.model.trust_remote_code))
@@ -124,7 +177,11 @@ def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     return metrics
 
 
-def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
+def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None, *,
+               callbacks: Sequence[L.Callback] = (), after_fit: Callable[[StageRun], dict] | None = None) -> dict:
+    """Stage 2. `callbacks` join the Lightning trainer (an Optuna pruning callback, say);
+    `after_fit(run)` runs inside the stage's MLflow run after the export (a sweep job's reranking
+    and evaluation) and its result is returned under "after_fit"."""
     L.seed_everything(int(cfg.seed), workers=True)
     s2 = cfg.curriculum.stage2
     out = Path(cfg.paths.stage2_dir)
@@ -155,13 +212,16 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
                      inputs=[str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(init),
                              *([str(cfg.paths.teacher_labels)] if cfg.paths.get("teacher_labels") else [])],
                      resume_file=out / "mlflow_run_id") as tr:
-        trainer = _trainer(cfg, s2, out, StageRunLogger(tr), reload_dataloaders_every_n_epochs=1,
+        trainer = _trainer(cfg, s2, out, StageRunLogger(tr), extra_callbacks=callbacks, reload_dataloaders_every_n_epochs=1,
                            check_val_every_n_epoch=int(s2.get("val_every_n_epochs", 1)))
         trainer.fit(module, dm, ckpt_path=resume)
         module.export(stage_model_dir(out), processor)
         metrics = {"groups": len(sampler), "steps": trainer.global_step,
                    "val_ndcg@10": float(trainer.callback_metrics.get("val/ndcg@10", float("nan")))}
         tr.log_metrics({f"stage2/{k}": v for k, v in metrics.items()})
+        metrics["mlflow_run_id"] = tr.run_id
+        if after_fit is not None:
+            metrics["after_fit"] = after_fit(tr)
     return metrics
 
 

@@ -38,6 +38,16 @@ def evaluate_files(run_path: str, qrels_path: str, baseline_path: str | None = N
     return to_json_dict(result, comparison), format_table(result, comparison)
 
 
+def evaluate_split(bench: Benchmark, split: str, first: dict, reranked: dict, **kwargs):
+    """First stage and reranked run on one split's queries (the reranked run's ties broken by the
+    first stage); returns (first stage result, reranked result, paired comparison)."""
+    qrels = bench.qrels(split)
+    qids = {q.qid for q in bench.queries(split)}
+    fs = evaluate({q: first[q] for q in first if q in qids}, qrels, **kwargs)
+    rr = evaluate({q: reranked[q] for q in reranked if q in qids}, qrels, tiebreak_run=first, **kwargs)
+    return fs, rr, compare(rr, fs)
+
+
 def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
     if "run" in cfg and cfg.run:
         return _file_mode(cfg, source, pipeline_cfg)
@@ -78,9 +88,7 @@ def _pipeline_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None
         for split in cfg.eval.splits:
             qrels = bench.qrels(split)
             qids = {q.qid for q in bench.queries(split)}
-            fs = evaluate({q: first[q] for q in first if q in qids}, qrels, **kwargs)
-            rr = evaluate({q: reranked[q] for q in reranked if q in qids}, qrels, tiebreak_run=first, **kwargs)
-            comparison = compare(rr, fs)
+            fs, rr, comparison = evaluate_split(bench, split, first, reranked, **kwargs)
             write_json(out_dir / "details" / f"{split}.json", to_json_dict(rr, comparison))
             for system, res in (("first_stage", fs), ("rerank", rr)):
                 write_json(out_dir / "plots" / f"ndcg_{split}_{system}.json", ndcg_curve(res))

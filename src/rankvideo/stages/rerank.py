@@ -21,8 +21,8 @@ from ..data.benchmark import Benchmark
 from ..data.clips import ClipStore
 from ..data.trec import read_trec_run, write_trec_run
 from ..data.video import VideoReadError
-from ..tracking import tracked_run
-from ..utils.io import write_json
+from ..tracking import StageRun, tracked_run
+from ..utils.io import tree_fingerprint, write_json
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +68,20 @@ def _passthrough(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
     return info
 
 
-def _model_fingerprint(folder: Path) -> str:
-    """Content hash of a model folder (names and sizes only for files over 256 MiB, so an 8B
-    checkpoint is not read twice): a resumed rerank must use the same model."""
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            size = p.stat().st_size
-            h.update(f"{p.relative_to(folder)}:{size}\n".encode())
-            if size <= 256 * 2**20:
-                h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg, *, run_name: str = "rerank", checkpoint: Path | None = None,
                rerank_dir: Path | None = None, out_run: Path | None = None) -> dict:
+    ckpt = Path(checkpoint) if checkpoint is not None else Path(str(cfg.rerank.checkpoint))
+    inputs = [str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(ckpt)]
+    with tracked_run(cfg, run_name, source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
+        return rerank_with_model(cfg, ckpt, tr, splits=list(cfg.rerank.splits),
+                                 rerank_dir=Path(rerank_dir) if rerank_dir is not None else Path(cfg.paths.rerank_dir),
+                                 out_run=Path(out_run) if out_run is not None else Path(cfg.paths.reranked_run))
+
+
+def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list[str], rerank_dir: Path,
+                      out_run: Path, metric_prefix: str = "") -> dict:
+    """Rerank the first-stage top `rerank.depth` of `splits` with the model saved at `ckpt` and
+    write the TREC run to `out_run` (progress under `rerank_dir`, resumable); logs into `tr`."""
     from ..models.grouped import score_queries_for_video
     from ..models.rerank import merge_head_and_tail, rerank_plan, score_run
     from ..modules.peft_setup import load_trained
@@ -90,49 +89,44 @@ def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg, *, run_name: str = "r
     r = cfg.rerank
     bench = Benchmark(cfg.paths.benchmark)
     first = read_trec_run(cfg.paths.first_stage_run)
-    queries = {q.qid: q.text for s in r.splits for q in bench.queries(s)}
-    ckpt = Path(checkpoint) if checkpoint is not None else Path(str(r.checkpoint))
-    rerank_dir = Path(rerank_dir) if rerank_dir is not None else Path(cfg.paths.rerank_dir)
-    out_run = Path(out_run) if out_run is not None else Path(cfg.paths.reranked_run)
-    inputs = [str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(ckpt)]
-    with tracked_run(cfg, run_name, source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
-        base = str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
-        model, processor = load_trained(str(ckpt), base=base, dtype=cfg.model.dtype,
-                                        trust_remote_code=bool(cfg.model.trust_remote_code))
-        clips = ClipStore(bench, fps=float(r.fps), max_frames=int(r.max_frames))
-        plan = rerank_plan(first, queries, int(r.depth))
-        fingerprint = hashlib.sha256(json.dumps({"model": _model_fingerprint(ckpt), "depth": int(r.depth),
-                                                 "fps": float(r.fps), "max_frames": int(r.max_frames),
-                                                 "queries": sorted(queries)}).encode()).hexdigest()[:16]
+    queries = {q.qid: q.text for s in splits for q in bench.queries(s)}
+    base = str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
+    model, processor = load_trained(str(ckpt), base=base, dtype=cfg.model.dtype,
+                                    trust_remote_code=bool(cfg.model.trust_remote_code))
+    clips = ClipStore(bench, fps=float(r.fps), max_frames=int(r.max_frames))
+    plan = rerank_plan(first, queries, int(r.depth))
+    fingerprint = hashlib.sha256(json.dumps({"model": tree_fingerprint(ckpt), "depth": int(r.depth),
+                                             "fps": float(r.fps), "max_frames": int(r.max_frames),
+                                             "queries": sorted(queries)}).encode()).hexdigest()[:16]
 
-        def skip(doc: str) -> str | None:
-            if doc not in clips:
-                return "not in the benchmark corpus"
-            try:
-                clips[doc]
-            except VideoReadError as e:
-                return str(e)
-            return None
+    def skip(doc: str) -> str | None:
+        if doc not in clips:
+            return "not in the benchmark corpus"
+        try:
+            clips[doc]
+        except VideoReadError as e:
+            return str(e)
+        return None
 
-        def score_video(doc: str, texts: list[str]) -> list[float]:
-            return score_queries_for_video(model, processor, clips[doc], texts, batch_size=int(r.batch_size))
+    def score_video(doc: str, texts: list[str]) -> list[float]:
+        return score_queries_for_video(model, processor, clips[doc], texts, batch_size=int(r.batch_size))
 
-        scores, stats = score_run(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
-                                  fingerprint=fingerprint, skip=skip)
-        run_out = merge_head_and_tail({q: first.get(q, {}) for q in queries}, scores, int(r.depth))
-        write_trec_run(out_run, run_out, tag=f"rankvideo_{ckpt.parent.name}")
-        # Timings (seconds, pairs/s) and resume counts go to MLflow only: the output folder must be
-        # a function of its inputs.
-        timing = ("seconds", "pairs_per_s", "videos_resumed", "pairs_scored")
-        info = {"reranker": "rankvideo", "checkpoint": str(ckpt), "rerank_depth": int(r.depth),
-                "num_queries": len(queries), "num_pairs": sum(len(v) for v in plan.values()),
-                **{k: v for k, v in stats.items() if k != "skipped" and k not in timing},
-                "skipped_videos": stats["skipped"]}
-        write_json(rerank_dir / "rerank_info.json", info)
-        info = {**info, **{k: stats[k] for k in timing}}
-        tr.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
-        tr.log_artifact(out_run, "run")
-        tr.log_artifact(rerank_dir / "rerank_info.json", "run")
-        log.info("reranked %d queries: %d pairs scored (%.1f pairs/s), %d videos resumed, %d skipped",
-                 len(queries), stats["pairs_scored"], stats["pairs_per_s"] or 0, stats["videos_resumed"], stats["videos_skipped"])
+    scores, stats = score_run(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
+                              fingerprint=fingerprint, skip=skip)
+    run_out = merge_head_and_tail({q: first.get(q, {}) for q in queries}, scores, int(r.depth))
+    write_trec_run(out_run, run_out, tag=f"rankvideo_{ckpt.parent.name}")
+    # Timings (seconds, pairs/s) and resume counts go to MLflow only: the output folder must be
+    # a function of its inputs.
+    timing = ("seconds", "pairs_per_s", "videos_resumed", "pairs_scored")
+    info = {"reranker": "rankvideo", "checkpoint": str(ckpt), "rerank_depth": int(r.depth),
+            "num_queries": len(queries), "num_pairs": sum(len(v) for v in plan.values()),
+            **{k: v for k, v in stats.items() if k != "skipped" and k not in timing},
+            "skipped_videos": stats["skipped"]}
+    write_json(rerank_dir / "rerank_info.json", info)
+    info = {**info, **{k: stats[k] for k in timing}}
+    tr.log_metrics({metric_prefix + k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
+    tr.log_artifact(out_run, "run")
+    tr.log_artifact(rerank_dir / "rerank_info.json", "run")
+    log.info("reranked %d queries: %d pairs scored (%.1f pairs/s), %d videos resumed, %d skipped",
+             len(queries), stats["pairs_scored"], stats["pairs_per_s"] or 0, stats["videos_resumed"], stats["videos_skipped"])
     return info

@@ -10,7 +10,9 @@ reproducible:
 - the environment: Python and package versions (tags for the key ones, a JSON artifact for all);
 - grouping: every run carries `rankvideo.pipeline`, a key derived from the commit and the resolved
   config of the whole pipeline, so the stage runs of one `dvc repro` are found together with the
-  filter `tags.rankvideo.pipeline = '<key>'`.
+  filter `tags.rankvideo.pipeline = '<key>'`. Runs of a sweep (a Hydra multirun, an Optuna study)
+  are nested under one parent run: `run_context(parent_run_id=...)` around the stage code, and
+  `open_parent_run` / `close_parent_run` for the parent itself.
 
 The store is always set explicitly (`tracking.uri`, by default a sqlite file under
 `experiments/`): MLflow 3 refuses the old folder store, and an implicit default silently changes
@@ -20,6 +22,7 @@ with the working directory.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import importlib.metadata as md
 import json
@@ -33,6 +36,8 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
+
+from ..utils.io import absolute_sqlite_url
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +132,25 @@ def pipeline_key(cfg: DictConfig, commit: str) -> str:
     return hashlib.sha256(f"{commit}\n{blob}".encode()).hexdigest()[:12]
 
 
-def _tracking_uri(uri: str) -> str:
-    """A relative sqlite path is made absolute so that every process hits the same file."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        path = Path(uri[len(prefix):]).resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return prefix + str(path)
-    return uri
+# Set by a sweep around the code of one job: the parent run to nest under, extra tags.
+_CONTEXT: contextvars.ContextVar[dict] = contextvars.ContextVar("rankvideo_run_context", default={})
+
+
+@contextlib.contextmanager
+def run_context(parent_run_id: str | None = None, tags: Mapping[str, Any] | None = None,
+                name_suffix: str | None = None) -> Iterator[None]:
+    """Every `tracked_run` opened inside is nested under `parent_run_id` (MLflow's
+    `mlflow.parentRunId` tag, which works across processes), carries `tags`, and is named
+    `<stage> <name_suffix>` (a sweep job's overrides, say, so the UI's run list reads them)."""
+    outer = _CONTEXT.get()
+    merged = {"parent_run_id": parent_run_id or outer.get("parent_run_id"),
+              "tags": {**outer.get("tags", {}), **dict(tags or {})},
+              "name_suffix": name_suffix or outer.get("name_suffix")}
+    token = _CONTEXT.set(merged)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
 
 class StageRun:
@@ -175,6 +191,68 @@ def _metric_key(k: str) -> str:
     return k.replace("@", "_at_")
 
 
+def _experiment(tcfg) -> tuple[str, str, str]:
+    """Point MLflow at the configured store; (uri, experiment name, experiment id), created with
+    its artifact location on first use."""
+    import mlflow
+
+    uri = absolute_sqlite_url(str(tcfg.uri))
+    mlflow.set_tracking_uri(uri)
+    name = str(tcfg.experiment)
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return uri, name, exp.experiment_id
+    location = Path(str(tcfg.artifact_location)).resolve()
+    location.mkdir(parents=True, exist_ok=True)
+    return uri, name, mlflow.create_experiment(name, artifact_location=location.as_uri())
+
+
+def open_parent_run(cfg: DictConfig, name: str, *, tags: Mapping[str, Any] | None = None,
+                    params: Mapping[str, Any] | None = None, run_id: str | None = None) -> str | None:
+    """Open (or, with `run_id`, reopen) the parent run of a sweep; returns its id, None when
+    tracking is off. The parent stays RUNNING while its children run, in this process or others;
+    `close_parent_run` ends it. Uses the client API, so it never becomes the active run of this
+    process (the children's runs are opened next to it, nested by tag)."""
+    tcfg = cfg.get("tracking")
+    if tcfg is None or not tcfg.get("enabled", True) or _global_rank() != 0:
+        return None
+    from mlflow import MlflowClient
+
+    uri, _, exp_id = _experiment(tcfg)
+    client = MlflowClient(uri)
+    if run_id:
+        client.update_run(run_id, status="RUNNING")
+        return run_id
+    git = git_state()
+    all_tags = {"rankvideo.source": "sweep", "mlflow.source.git.commit": git["commit"], "git.dirty": git["dirty"],
+                **dict(tags or {})}
+    run = client.create_run(exp_id, run_name=name, tags={k: str(v) for k, v in all_tags.items()})
+    for k, v in (params or {}).items():
+        client.log_param(run.info.run_id, k, str(v)[:6000])
+    return run.info.run_id
+
+
+def close_parent_run(cfg: DictConfig, run_id: str | None, *, status: str = "FINISHED",
+                     metrics: Mapping[str, float] | None = None, tags: Mapping[str, Any] | None = None,
+                     artifacts: Mapping[str, str | Path] | None = None) -> None:
+    """Log the sweep's summary into its parent run and end it. `artifacts`: file -> folder in the run."""
+    if not run_id:
+        return
+    from mlflow import MlflowClient
+
+    uri, _, _ = _experiment(cfg.tracking)
+    client = MlflowClient(uri)
+    for k, v in (metrics or {}).items():
+        if v is not None:
+            client.log_metric(run_id, _metric_key(k), float(v))
+    for k, v in (tags or {}).items():
+        client.set_tag(run_id, k, str(v))
+    for path, folder in (artifacts or {}).items():
+        if Path(path).exists():
+            client.log_artifact(run_id, str(path), artifact_path=str(folder) if folder else None)
+    client.set_terminated(run_id, status=status)
+
+
 @contextlib.contextmanager
 def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None, source: str = "cli",
                 pipeline_cfg: DictConfig | None = None, resume_file: str | Path | None = None) -> Iterator[StageRun]:
@@ -195,16 +273,7 @@ def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None,
 
     import mlflow
 
-    uri = _tracking_uri(str(tcfg.uri))
-    mlflow.set_tracking_uri(uri)
-    name = str(tcfg.experiment)
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is None:
-        location = Path(str(tcfg.artifact_location)).resolve()
-        location.mkdir(parents=True, exist_ok=True)
-        exp_id = mlflow.create_experiment(name, artifact_location=location.as_uri())
-    else:
-        exp_id = exp.experiment_id
+    uri, name, exp_id = _experiment(tcfg)
     git = git_state()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tags = {
@@ -226,6 +295,10 @@ def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None,
         node = resolved.get(group) if isinstance(resolved, dict) else None
         if isinstance(node, dict) and "name" in node:
             tags[f"config.{group}"] = node["name"]
+    context = _CONTEXT.get()
+    tags.update(context.get("tags", {}))
+    if context.get("parent_run_id"):
+        tags["mlflow.parentRunId"] = context["parent_run_id"]
 
     resumed = None
     if resume_file is not None and Path(resume_file).exists():
@@ -235,7 +308,9 @@ def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None,
         mlflow.set_tags({"rankvideo.resumed": "true"})
         log.info("continuing MLflow run %s (stage %s)", resumed, stage)
     else:
-        run = mlflow.start_run(experiment_id=exp_id, run_name=f"{stage}", tags={k: str(v) for k, v in tags.items()})
+        suffix = context.get("name_suffix")
+        run = mlflow.start_run(experiment_id=exp_id, run_name=f"{stage} {suffix}" if suffix else stage,
+                               tags={k: str(v) for k, v in tags.items()})
         if resume_file is not None:
             Path(resume_file).parent.mkdir(parents=True, exist_ok=True)
             Path(resume_file).write_text(run.info.run_id)

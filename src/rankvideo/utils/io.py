@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -49,3 +50,30 @@ def progress(total: int, desc: str, unit: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, mininterval=0.1 if sys.stderr.isatty() else 5.0)
+
+
+def tree_fingerprint(folder: PathLike, big: int = 256 * 2**20) -> str:
+    """Content hash of a folder (or file): relative names, sizes and bytes; files over `big` bytes
+    count by name and size only, so an 8B checkpoint is not read for a cache key."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else [folder]
+    for p in files:
+        size = p.stat().st_size
+        h.update(f"{p.relative_to(folder) if folder.is_dir() else p.name}:{size}\n".encode())
+        if size <= big:
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """`sqlite:///relative/x.db` -> `sqlite:////abs/path/x.db` (folder created), so every process
+    and every working directory hits the same file; other URLs unchanged."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix):].startswith("/"):
+        path = Path(url[len(prefix):]).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return prefix + str(path)
+    return url
