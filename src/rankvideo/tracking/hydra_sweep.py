@@ -51,6 +51,10 @@ class MLflowSweepCallback(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = list(hc.overrides.task)
         app = str(hc.job.name)
+        if app == "train" and "sweep" in config:
+            from ..stages.train import check_selection_splits
+
+            check_selection_splits(list(config.sweep.eval_splits), "a multirun")  # before any run is opened
         swept = swept_keys(overrides)
         varied = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in set(swept)]
         run_id = open_parent_run(
@@ -61,6 +65,21 @@ class MLflowSweepCallback(Callback):
         if run_id:
             write_json(sweep_dir / PARENT_FILE, {"run_id": run_id, "swept": swept})
             log.info("sweep: MLflow parent run %s; jobs are nested under it", run_id)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """A failed job marks the parent FAILED at once: Hydra's basic sweeper raises after the
+        batch and never calls on_multirun_end then."""
+        from hydra.core.utils import JobStatus
+        from hydra.types import RunMode
+
+        if job_return is None or job_return.status != JobStatus.FAILED or config.hydra.mode != RunMode.MULTIRUN:
+            return
+        run_id = read_parent(str(config.hydra.sweep.dir)).get("run_id")
+        if run_id:
+            overrides = " ".join(config.hydra.overrides.task)
+            close_parent_run(_plain(config), run_id, status="FAILED",
+                             tags={"rankvideo.failed_job": f"{config.hydra.job.num}: {overrides}",
+                                   "rankvideo.failed_error": repr(job_return._return_value)[:500]})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -76,7 +95,12 @@ class MLflowSweepCallback(Callback):
             metrics[f"best/{metric}"] = best.data.metrics[metric]
             tags = {"rankvideo.best_run": best.info.run_id, "rankvideo.best_overrides": best.data.tags.get("rankvideo.overrides", "")}
             log.info("sweep: best %s = %.4f (%s)", metric, metrics[f"best/{metric}"], tags["rankvideo.best_overrides"])
-        close_parent_run(cfg, run_id, metrics=metrics, tags=tags)
+        from mlflow import MlflowClient
+
+        from .mlflow_run import _experiment
+
+        failed = MlflowClient(_experiment(cfg.tracking)[0]).get_run(run_id).info.status == "FAILED"
+        close_parent_run(cfg, run_id, metrics=metrics, tags=tags, status="FAILED" if failed else "FINISHED")
 
 
 def _best_child(cfg: DictConfig, parent: str, metric: str):

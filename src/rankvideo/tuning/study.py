@@ -161,12 +161,22 @@ def redact(url: str | None) -> str:
 
 
 def load_study(tcfg: DictConfig):
+    """Create or resume the study. The TPE seed is `tune.seed` plus the number of trials the study
+    already has: a resumed study is as reproducible as a new one, and does not replay the random
+    start-up trials of the invocation before it."""
     import optuna
 
-    sampler = optuna.samplers.TPESampler(seed=int(tcfg.seed), n_startup_trials=int(tcfg.sampler.n_startup_trials),
-                                         multivariate=bool(tcfg.sampler.multivariate))
-    return optuna.create_study(study_name=str(tcfg.study_name), storage=make_storage(tcfg), sampler=sampler,
-                               pruner=make_pruner(tcfg.get("pruner")), direction="maximize", load_if_exists=True)
+    def sampler(offset: int):
+        with warnings.catch_warnings():  # multivariate TPE is "experimental" in optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=int(tcfg.seed) + offset, n_startup_trials=int(tcfg.sampler.n_startup_trials),
+                                              multivariate=bool(tcfg.sampler.multivariate))
+
+    study = optuna.create_study(study_name=str(tcfg.study_name), storage=make_storage(tcfg), sampler=sampler(0),
+                                pruner=make_pruner(tcfg.get("pruner")), direction="maximize", load_if_exists=True)
+    if study.trials:
+        study.sampler = sampler(len(study.trials))
+    return study
 
 
 def train_command(overrides: list[str], *extra: str) -> str:
