@@ -19,12 +19,12 @@ from conftest import REPO
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for a DVC repo")
 
 
-def _sh(cwd, *cmd, check=True):
+def _sh(cwd, *cmd, check=True, stdout_only=False):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p.stdout + p.stderr
+    return p.stdout if stdout_only else p.stdout + p.stderr
 
 
 def _ran(log: str) -> set[str]:
@@ -106,3 +106,26 @@ def test_exp_run_set_param_reaches_the_code(scratch):
         per_query[line.split()[0]] = per_query.get(line.split()[0], 0) + 1
     assert max(per_query.values()) == 7
     assert yaml.safe_load((scratch / "params.yaml").read_text())["retrieval"]["depth"] == 7
+
+
+def test_exp_run_loss_weight_and_compare(scratch):
+    """`dvc exp run -S loss.pairwise=0.3` retrains stage 2 (not stage 1) with that weight, and
+    `dvc exp show` / `dvc metrics diff` compare it with the committed baseline."""
+    _sh(scratch, "dvc", "repro")
+    _sh(scratch, "git", "add", "-A")  # the metrics and plots files are in git, next to dvc.lock
+    _sh(scratch, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline", check=False)
+    out = _sh(scratch, "dvc", "exp", "run", "-n", "pairwise-0.3", "-S", "loss.pairwise=0.3")
+    assert {"stage2", "rerank", "evaluate"} <= _ran(out)
+    assert not {"synthesize", "build_model", "stage1"} & _ran(out)
+    assert yaml.safe_load((scratch / "params.yaml").read_text())["loss"]["pairwise"] == 0.3
+    shown = json.loads(_sh(scratch, "dvc", "exp", "show", "--json", stdout_only=True))
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    names = {e.get("name") for e in exps}
+    assert "pairwise-0.3" in names
+    exp = next(e for e in exps if e.get("name") == "pairwise-0.3")
+    params = exp["revs"][0]["data"]["params"]["params.yaml"]["data"]
+    assert params["loss"]["pairwise"] == 0.3
+    metrics = exp["revs"][0]["data"]["metrics"]["artifacts/evaluate/metrics.json"]["data"]
+    assert 0.0 <= metrics["test"]["rerank"]["nDCG@10"] <= 1.0
+    diff = _sh(scratch, "dvc", "metrics", "diff", "--all")
+    assert "test.rerank.nDCG@10" in diff and "HEAD" in diff
