@@ -62,3 +62,17 @@ def test_cli_malformed_line_names_file_and_line(tmp_path):
     assert p.returncode != 0
     assert "bad.run" in p.stderr and "line 2" in p.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_cli_reads_multivent_judgments_and_official_json_run(tmp_path):
+    """The same graded judgments as MultiVENT JSONL and the same run as the official JSON give
+    trec_eval's numbers (out.test.aql: ndcg_cut_10 all 0.2656)."""
+    from rankvideo.data.official import write_judgments
+    from rankvideo.data.trec import read_qrels, read_trec_run, write_json_run
+
+    write_judgments(tmp_path / "judgments.jsonl", read_qrels(TREC / "qrels.rel_level"))
+    write_json_run(tmp_path / "run.json", read_trec_run(TREC / "results.test"))
+    out = tmp_path / "eval.json"
+    p = _cli(tmp_path, f"run={tmp_path / 'run.json'}", f"qrels={tmp_path / 'judgments.jsonl'}", f"out={out}")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out.read_text())["nDCG@10"] == pytest.approx(0.2656, abs=5e-5)

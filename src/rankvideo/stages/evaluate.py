@@ -15,7 +15,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..data.benchmark import Benchmark
-from ..data.trec import read_qrels, read_run
+from ..data.official import read_qrels_any
+from ..data.trec import read_run
 from ..eval import compare, evaluate, format_table, ndcg_curve, pooled_recall, to_json_dict
 from ..tracking import tracked_run
 from ..utils.io import write_json
@@ -30,7 +31,7 @@ def evaluate_files(run_path: str, qrels_path: str, baseline_path: str | None = N
     kwargs = {"relevance_level": relevance_level}
     if measures:
         kwargs["measures"] = tuple(measures)
-    qrels = read_qrels(qrels_path)
+    qrels = read_qrels_any(qrels_path)  # TREC qrels, or MultiVENT judgments JSONL by extension
     run = read_run(run_path)
     base = read_run(baseline_path) if baseline_path else None
     result = evaluate(run, qrels, tiebreak_run=base, **kwargs)

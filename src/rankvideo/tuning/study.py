@@ -125,10 +125,9 @@ def make_storage(tcfg: DictConfig):
     """None (in memory) or an RDB storage with heartbeats and one retry of a dead worker's trial."""
     import optuna
 
-    url = tcfg.get("storage")
+    url = make_storage_url(tcfg)
     if not url:
         return None
-    url = absolute_sqlite_url(str(url))
     hb = tcfg.get("heartbeat_interval")
     if not hb:
         return optuna.storages.RDBStorage(url)
@@ -137,6 +136,12 @@ def make_storage(tcfg: DictConfig):
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
         return optuna.storages.RDBStorage(url, heartbeat_interval=int(hb), grace_period=2 * int(hb),
                                           heartbeat_stale_trial_callback=retry)
+
+
+def make_storage_url(tcfg: DictConfig) -> str | None:
+    """`tune.storage` with a relative sqlite path made absolute; None for an in-memory study."""
+    url = tcfg.get("storage")
+    return absolute_sqlite_url(str(url)) if url else None
 
 
 def make_pruner(pcfg: DictConfig | None):
@@ -328,11 +333,6 @@ def _parent_run(cfg: DictConfig, study, tcfg: DictConfig, base_overrides: list[s
     if run_id and run_id != previous:
         study.set_user_attr("mlflow_parent_run_id", run_id)
     return run_id
-
-
-def make_storage_url(tcfg: DictConfig) -> str | None:
-    url = tcfg.get("storage")
-    return absolute_sqlite_url(str(url)) if url else None
 
 
 def _tag_run(cfg: DictConfig, run_id: str | None, tags: dict) -> None:
