@@ -62,7 +62,7 @@ def _fingerprint(cfg: DictConfig, keys: tuple[str, ...]) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-STAGE1_CONFIG = ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage1")
+STAGE1_CONFIG = ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage1", "data.positive_min_grade")
 
 
 def stage1_key(cfg: DictConfig) -> str:
@@ -155,10 +155,12 @@ def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     base = base_model_path(cfg)
     processor = load_processor(base, trust_remote_code=bool(cfg.model.trust_remote_code))
     captions = {d.doc_id: d.caption for d in bench.corpus()}
-    examples = caption_targets(bench.queries("train"), bench.qrels("train"), captions)
+    grade = int(cfg.data.positive_min_grade)
+    examples = caption_targets(bench.queries("train"), bench.qrels("train"), captions, positive_min_grade=grade)
     # Held-out videos for the perception check: val queries' positives that stage 1 does not train on.
     trained = {d for d, _ in examples}
-    val_examples = [(d, c) for d, c in caption_targets(bench.queries("val"), bench.qrels("val"), captions) if d not in trained]
+    val_examples = [(d, c) for d, c in caption_targets(bench.queries("val"), bench.qrels("val"), captions, positive_min_grade=grade)
+                    if d not in trained]
     clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s1.max_frames))
     dm = Stage1DataModule(examples, clips, processor, batch_size=int(s1.batch_size), seed=int(cfg.seed),
                           val_examples=val_examples)
@@ -186,7 +188,7 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     s2 = cfg.curriculum.stage2
     out = Path(cfg.paths.stage2_dir)
     resume = _prepare_dir(out, _fingerprint(cfg, ("seed", "model", "peft", "trainer", "curriculum.fps", "curriculum.stage2", "loss",
-                                                  "teacher")))
+                                                  "teacher", "data.positive_min_grade")))
     bench = Benchmark(cfg.paths.benchmark)
     first = read_trec_run(cfg.paths.first_stage_run)
     init = stage_model_dir(cfg.paths.stage1_dir)
@@ -197,7 +199,8 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     processor = load_processor(str(init), trust_remote_code=bool(cfg.model.trust_remote_code))
     teacher, allowed = _teacher_labels(cfg)
     sampler = GroupSampler(bench.queries("train"), bench.qrels("train"), first,
-                           GroupSpec(num_negatives=int(s2.num_negatives), pool_depth=int(s2.pool_depth)), seed=int(cfg.seed),
+                           GroupSpec(num_negatives=int(s2.num_negatives), pool_depth=int(s2.pool_depth),
+                                     positive_min_grade=int(cfg.data.positive_min_grade)), seed=int(cfg.seed),
                            teacher=teacher, allowed=allowed)
     val_queries = bench.queries("val")
     val_pairs = sorted(((q.qid, d, q.text) for q in val_queries for d in rank_order(first.get(q.qid, {}))[: int(s2.val_depth)]),

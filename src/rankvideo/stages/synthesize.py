@@ -1,8 +1,10 @@
-"""Stage `synthesize`: build the benchmark (data=synthetic) into `paths.benchmark`."""
+"""Stage `synthesize`: build the benchmark folder into `paths.benchmark`: the embedded benchmark
+(data=synthetic), or MultiVENT 2.0 converted from its distributed files (data=multivent2)."""
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,6 +24,7 @@ def benchmark_config(cfg: DictConfig) -> BenchmarkConfig:
     for node in (data, syn):
         node.pop("name", None)
     data.pop("source", None)
+    data.pop("positive_min_grade", None)  # read by the training stages, not by the builder
     try:
         return BenchmarkConfig(
             seed=int(cfg.seed),
@@ -35,10 +38,15 @@ def benchmark_config(cfg: DictConfig) -> BenchmarkConfig:
 
 
 def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
-    bcfg = benchmark_config(cfg)
     out = str(cfg.paths.benchmark)
+    if cfg.data.name == "multivent2":
+        from ..data.multivent import build_multivent
+
+        build = partial(build_multivent, OmegaConf.to_container(cfg.data, resolve=True), out, seed=int(cfg.seed))
+    else:
+        build = partial(build_benchmark, benchmark_config(cfg), out)
     with tracked_run(cfg, "synthesize", source=source, pipeline_cfg=pipeline_cfg) as tr:
-        manifest = build_benchmark(bcfg, out)
+        manifest = build()
         tr.log_metrics({
             "num_videos": manifest["num_videos"],
             **{f"num_queries/{k}": v for k, v in manifest["num_queries"].items()},
