@@ -6,6 +6,7 @@ from __future__ import annotations
 import yaml
 import pytest
 from dvc.utils.hydra import compose_and_dump
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import CONF, REPO, compose_cfg
@@ -52,3 +53,21 @@ def test_stage_reading_an_undeclared_param_fails_loudly():
     OmegaConf.set_struct(cfg, True)
     with pytest.raises(Exception, match="retrieval"):
         _ = cfg.retrieval
+
+
+def test_paper_presets_compose_to_the_papers_settings():
+    t1 = compose_cfg(["+experiment=paper_table1"])
+    assert (t1.data.name, t1.retrieval.name, t1.model.name, t1.peft.name, t1.curriculum.name) == \
+        ("multivent2", "external", "qwen3_vl_8b", "lora", "paper")
+    assert t1.retrieval.path.endswith("ranking_AV_OmniEmbed.json") and t1.retrieval.depth == 1000 and t1.rerank.depth == 100
+    assert (t1.loss.pairwise, t1.loss.distill, t1.loss.pointwise) == (1.0, 5.0, 0.5)
+    assert t1.data.positive_min_grade == 1  # binary train judgments
+    t2 = compose_cfg(["+experiment=paper_table2", "retrieval.path=run_clip.trec"])
+    assert t2.retrieval.path == "run_clip.trec" and t2.model.name == "qwen3_vl_8b"
+    # Table 7: the three loss variants the preset sweeps.
+    weights = {name: (compose_cfg([f"loss={name}"]).loss.distill, compose_cfg([f"loss={name}"]).loss.pointwise)
+               for name in ("pairwise_only", "pairwise_pointwise", "paper")}
+    assert weights == {"pairwise_only": (0.0, 0.0), "pairwise_pointwise": (0.0, 0.5), "paper": (5.0, 0.5)}
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        t7 = compose(config_name="config", overrides=["+experiment=paper_table7"], return_hydra_config=True)
+    assert t7.hydra.sweeper.params == {"loss": "pairwise_only,pairwise_pointwise,paper"}

@@ -57,6 +57,11 @@ class MLflowSweepCallback(Callback):
             check_selection_splits(list(config.sweep.eval_splits), "a multirun")  # before any run is opened
         swept = swept_keys(overrides)
         varied = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in set(swept)]
+        # Sweeps a config declares (`hydra.sweeper.params`, e.g. +experiment=paper_table7).
+        for key, values in (OmegaConf.select(config, "hydra.sweeper.params") or {}).items():
+            if key not in swept:
+                swept.append(str(key))
+                varied.append(f"{key}={values}")
         run_id = open_parent_run(
             _plain(config), f"sweep {app}: " + " ".join(varied),
             tags={"rankvideo.stage": "sweep", "rankvideo.sweep": str(sweep_dir), "rankvideo.app": app,
