@@ -31,67 +31,133 @@ def rerank_plan(first_stage: Run, queries: Mapping[str, str], depth: int) -> dic
     return by_video
 
 
-def _read_progress(path: Path, fingerprint: str) -> dict[str, dict[str, float]]:
-    """Completed videos of an interrupted run with the same fingerprint; anything else is ignored."""
+def shard_progress_file(progress_file: Path, rank: int, world: int) -> Path:
+    """Where rank `rank` of `world` appends its completed videos (one process: `progress_file`)."""
+    return progress_file if world == 1 else progress_file.with_name(f"{progress_file.stem}.rank{rank}{progress_file.suffix}")
+
+
+def read_progress(progress_file: Path, fingerprint: str, skipped: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
+    """Completed videos of earlier (or other ranks') runs with the same fingerprint, from
+    `progress_file` and its per-rank siblings, whatever the number of ranks that wrote them; files
+    of another configuration are ignored, and a line cut by an interruption ends its file. Videos
+    recorded as skipped are not done (a resumed run tries them again); they go into `skipped`."""
     done: dict[str, dict[str, float]] = {}
-    if not path.exists():
-        return done
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    if not lines or json.loads(lines[0]).get("fingerprint") != fingerprint:
-        log.info("progress file %s belongs to another run configuration: starting over", path)
-        return {}
-    for line in lines[1:]:
+    files = sorted(progress_file.parent.glob(f"{progress_file.stem}*{progress_file.suffix}")) if progress_file.parent.is_dir() else []
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
         try:
-            row = json.loads(line)
+            header = json.loads(lines[0]) if lines else {}
         except json.JSONDecodeError:
-            break  # a line cut by the interruption: that video is scored again
-        done[row["doc_id"]] = row["scores"]
+            header = {}
+        if header.get("fingerprint") != fingerprint:
+            log.info("progress file %s belongs to another run configuration: not reused", path)
+            continue
+        for line in lines[1:]:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line cut by the interruption: that video is scored again
+            if "skipped" in row:
+                if skipped is not None:
+                    skipped[row["doc_id"]] = row["skipped"]
+                continue
+            done[row["doc_id"]] = row["scores"]
+            if skipped is not None:
+                skipped.pop(row["doc_id"], None)
     return done
+
+
+class VideoScoringRun:
+    """The bookkeeping of one reranking run on one rank: which videos are its share (every
+    `world`-th video of the sorted plan, from `rank`), which are already done (in any rank's progress
+    file), and `score_one(doc)`, which scores a video's pairs and appends them to this rank's
+    progress file (flushed, so an interruption loses at most the video in flight)."""
+
+    def __init__(self, plan: Mapping[str, list[str]], queries: Mapping[str, str],
+                 score_video: Callable[[str, list[str]], list[float]], *, progress_file: Path, fingerprint: str,
+                 skip: Callable[[str], str | None] | None = None, rank: int = 0, world: int = 1):
+        self.plan, self.queries, self.score_video, self.skip = plan, queries, score_video, skip
+        self.progress_file, self.fingerprint = Path(progress_file), fingerprint
+        self.rank, self.world = rank, world
+        self.done = read_progress(self.progress_file, fingerprint)
+        share = [d for i, d in enumerate(sorted(plan)) if i % world == rank]
+        self.todo = [d for d in share if d not in self.done]
+        self.stats = {"videos": len(plan), "videos_resumed": sum(1 for d in share if d in self.done), "pairs_scored": 0,
+                      "videos_skipped": 0, "skipped": {}}
+        self._out = None
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> "VideoScoringRun":
+        mine = shard_progress_file(self.progress_file, self.rank, self.world)
+        mine.parent.mkdir(parents=True, exist_ok=True)
+        fresh = True
+        if mine.exists():
+            with open(mine, encoding="utf-8") as f:
+                first = f.readline()
+            try:
+                fresh = json.loads(first).get("fingerprint") != self.fingerprint
+            except json.JSONDecodeError:
+                fresh = True
+        if fresh:  # this rank's file of another configuration (or none): start it over
+            mine.write_text(json.dumps({"fingerprint": self.fingerprint}) + "\n")
+        if self.stats["videos_resumed"]:
+            log.info("resuming: %d of this rank's %d videos already scored (%s)", self.stats["videos_resumed"],
+                     self.stats["videos_resumed"] + len(self.todo), mine)
+        self._out = open(mine, "a", encoding="utf-8")
+        self._bar = progress(sum(len(self.plan[d]) for d in self.todo),
+                             "rerank" if self.world == 1 else f"rerank (rank {self.rank} of {self.world})", "pair")
+        self._t0 = time.perf_counter()
+        return self
+
+    def score_one(self, doc: str) -> None:
+        qids = self.plan[doc]
+        reason = self.skip(doc) if self.skip else None
+        if reason:
+            self.stats["videos_skipped"] += 1
+            self.stats["skipped"][doc] = reason
+            log.warning("skipping video %s (%d pairs): %s", doc, len(qids), reason)
+            self._out.write(json.dumps({"doc_id": doc, "skipped": reason}) + "\n")  # for the merge's count
+            self._out.flush()
+        else:
+            scores = self.score_video(doc, [self.queries[q] for q in qids])
+            row = {qid: float(s) for qid, s in zip(qids, scores)}
+            self._out.write(json.dumps({"doc_id": doc, "scores": row}) + "\n")
+            self._out.flush()
+            self.done[doc] = row
+            self.stats["pairs_scored"] += len(qids)
+        self._bar.update(len(qids))
+        self._bar.set_postfix(pairs_per_s=f"{self.stats['pairs_scored'] / max(time.perf_counter() - self._t0, 1e-9):.1f}",
+                              refresh=False)
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()
+        self._out.close()
+        seconds = time.perf_counter() - self._t0
+        self.stats["seconds"] = round(seconds, 2)
+        self.stats["pairs_per_s"] = round(self.stats["pairs_scored"] / seconds, 2) if seconds else None
+
+    def scores_by_query(self, done: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
+        """qid -> {doc: score} of the completed videos of the plan (default: those this rank knows)."""
+        by_query: dict[str, dict[str, float]] = {}
+        for doc in sorted(done if done is not None else self.done):
+            if doc in self.plan:
+                for qid, s in (done if done is not None else self.done)[doc].items():
+                    by_query.setdefault(qid, {})[doc] = s
+        return by_query
 
 
 def score_run(plan: Mapping[str, list[str]], queries: Mapping[str, str],
               score_video: Callable[[str, list[str]], list[float]], *, progress_file: Path,
               fingerprint: str, skip: Callable[[str], str | None] | None = None) -> tuple[dict[str, dict[str, float]], dict]:
-    """Score every (query, video) pair of `plan`, video by video. `score_video(doc_id, texts)`
-    returns one score per text. `skip(doc_id)` may return a reason to skip a video (e.g. it cannot
-    be decoded): its pairs are left out, counted and logged, never silently scored."""
-    progress_file.parent.mkdir(parents=True, exist_ok=True)
-    done = _read_progress(progress_file, fingerprint)
-    if done:
-        log.info("resuming: %d of %d videos already scored (%s)", len(done), len(plan), progress_file)
-    else:
-        progress_file.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
-    todo = [d for d in sorted(plan) if d not in done]
-    pairs_total = sum(len(plan[d]) for d in todo)
-    stats = {"videos": len(plan), "videos_resumed": len(done), "pairs_scored": 0, "videos_skipped": 0, "skipped": {}}
-    t0 = time.perf_counter()
-    with open(progress_file, "a", encoding="utf-8") as out, progress(pairs_total, "rerank", "pair") as bar:
-        for doc in todo:
-            qids = plan[doc]
-            reason = skip(doc) if skip else None
-            if reason:
-                stats["videos_skipped"] += 1
-                stats["skipped"][doc] = reason
-                log.warning("skipping video %s (%d pairs): %s", doc, len(qids), reason)
-                bar.update(len(qids))
-                continue
-            scores = score_video(doc, [queries[q] for q in qids])
-            row = {qid: float(s) for qid, s in zip(qids, scores)}
-            out.write(json.dumps({"doc_id": doc, "scores": row}) + "\n")
-            out.flush()
-            done[doc] = row
-            stats["pairs_scored"] += len(qids)
-            bar.update(len(qids))
-            bar.set_postfix(pairs_per_s=f"{stats['pairs_scored'] / max(time.perf_counter() - t0, 1e-9):.1f}")
-    stats["seconds"] = round(time.perf_counter() - t0, 2)
-    stats["pairs_per_s"] = round(stats["pairs_scored"] / stats["seconds"], 2) if stats["seconds"] else None
-    by_query: dict[str, dict[str, float]] = {}
-    for doc, row in done.items():
-        if doc in plan:
-            for qid, s in row.items():
-                by_query.setdefault(qid, {})[doc] = s
-    return by_query, stats
+    """Score every (query, video) pair of `plan` in this process, video by video. `score_video(doc_id,
+    texts)` returns one score per text. `skip(doc_id)` may return a reason to skip a video (e.g. it
+    cannot be decoded): its pairs are left out, counted and logged, never silently scored.
+    (Across GPUs and nodes: `rankvideo.modules.predict`, the same bookkeeping per rank.)"""
+    with VideoScoringRun(plan, queries, score_video, progress_file=progress_file, fingerprint=fingerprint, skip=skip) as run:
+        for doc in run.todo:
+            run.score_one(doc)
+    return run.scores_by_query(), run.stats
 
 
 def merge_head_and_tail(first_stage: Run, reranked: Mapping[str, Mapping[str, float]], depth: int) -> Run:

@@ -68,6 +68,18 @@ def _passthrough(cfg: DictConfig, source: str, pipeline_cfg) -> dict:
     return info
 
 
+def predict_trainer(t: DictConfig, root: Path):
+    """A Lightning trainer for sharded scoring from the `trainer` config: the same devices and
+    nodes, data parallel (`ddp` also under `trainer=fsdp`: each rank holds a full copy for
+    inference), no logger, no checkpoints, our own progress bar."""
+    import lightning as L
+
+    strategy = "ddp" if str(t.strategy) in ("ddp", "fsdp") else str(t.strategy)
+    return L.Trainer(accelerator=t.accelerator, devices=t.devices, num_nodes=int(t.get("num_nodes", 1)), strategy=strategy,
+                     precision=t.precision, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, use_distributed_sampler=False, default_root_dir=str(root))
+
+
 def _rankvideo(cfg: DictConfig, source: str, pipeline_cfg, *, run_name: str = "rerank", checkpoint: Path | None = None,
                rerank_dir: Path | None = None, out_run: Path | None = None) -> dict:
     ckpt = Path(checkpoint) if checkpoint is not None else Path(str(cfg.rerank.checkpoint))
@@ -83,16 +95,15 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     """Rerank the first-stage top `rerank.depth` of `splits` with the model saved at `ckpt` and
     write the TREC run to `out_run` (progress under `rerank_dir`, resumable); logs into `tr`."""
     from ..models.grouped import score_queries_for_video
-    from ..models.rerank import merge_head_and_tail, rerank_plan, score_run
+    from ..models.rerank import VideoScoringRun, merge_head_and_tail, read_progress, rerank_plan
     from ..modules.peft_setup import load_trained
+    from ..modules.predict import RerankPredictModule
 
     r = cfg.rerank
     bench = Benchmark(cfg.paths.benchmark)
     first = read_trec_run(cfg.paths.first_stage_run)
     queries = {q.qid: q.text for s in splits for q in bench.queries(s)}
     base = str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
-    model, processor = load_trained(str(ckpt), base=base, dtype=cfg.model.dtype,
-                                    trust_remote_code=bool(cfg.model.trust_remote_code))
     clips = ClipStore(bench, fps=float(r.fps), max_frames=int(r.max_frames))
     plan = rerank_plan(first, queries, int(r.depth))
     fingerprint = hashlib.sha256(json.dumps({"model": tree_fingerprint(ckpt), "depth": int(r.depth),
@@ -108,25 +119,44 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
             return str(e)
         return None
 
-    def score_video(doc: str, texts: list[str]) -> list[float]:
+    def load():
+        return load_trained(str(ckpt), base=base, dtype=cfg.model.dtype, trust_remote_code=bool(cfg.model.trust_remote_code))
+
+    def score(model, processor, doc: str, texts: list[str]) -> list[float]:
         return score_queries_for_video(model, processor, clips[doc], texts, batch_size=int(r.batch_size))
 
-    scores, stats = score_run(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
-                              fingerprint=fingerprint, skip=skip)
+    def make_run(score_video, rank: int, world: int) -> VideoScoringRun:
+        return VideoScoringRun(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
+                               fingerprint=fingerprint, skip=skip, rank=rank, world=world)
+
+    module = RerankPredictModule(load, make_run, score)
+    trainer = predict_trainer(cfg.trainer, rerank_dir)
+    trainer.predict(module, return_predictions=False)
+    stats = dict(module.run.stats)
+    if trainer.world_size > 1:
+        trainer.strategy.barrier()  # every rank's progress file is complete
+        if trainer.global_rank != 0:
+            return {}
+    skipped: dict[str, str] = {}
+    done = read_progress(rerank_dir / "progress.jsonl", fingerprint, skipped)
+    scores = module.run.scores_by_query(done)
+    if trainer.world_size > 1:  # the whole run's counts, from every rank's progress file
+        stats.update(videos_resumed=None, pairs_scored=sum(len(plan[d]) for d in done if d in plan),
+                     videos_skipped=len(skipped), skipped=skipped, world_size=trainer.world_size)
     run_out = merge_head_and_tail({q: first.get(q, {}) for q in queries}, scores, int(r.depth))
     write_trec_run(out_run, run_out, tag=f"rankvideo_{ckpt.parent.name}")
-    # Timings (seconds, pairs/s) and resume counts go to MLflow only: the output folder must be
-    # a function of its inputs.
-    timing = ("seconds", "pairs_per_s", "videos_resumed", "pairs_scored")
+    # Timings (seconds, pairs/s), resume counts and the number of ranks go to MLflow only: the
+    # output folder must be a function of its inputs.
+    timing = ("seconds", "pairs_per_s", "videos_resumed", "pairs_scored", "world_size")
     info = {"reranker": "rankvideo", "checkpoint": str(ckpt), "rerank_depth": int(r.depth),
             "num_queries": len(queries), "num_pairs": sum(len(v) for v in plan.values()),
             **{k: v for k, v in stats.items() if k != "skipped" and k not in timing},
             "skipped_videos": stats["skipped"]}
     write_json(rerank_dir / "rerank_info.json", info)
-    info = {**info, **{k: stats[k] for k in timing}}
+    info = {**info, **{k: stats[k] for k in timing if k in stats}}
     tr.log_metrics({metric_prefix + k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
     tr.log_artifact(out_run, "run")
     tr.log_artifact(rerank_dir / "rerank_info.json", "run")
-    log.info("reranked %d queries: %d pairs scored (%.1f pairs/s), %d videos resumed, %d skipped",
+    log.info("reranked %d queries: %d pairs scored (%.1f pairs/s on rank 0), %s videos resumed, %d skipped",
              len(queries), stats["pairs_scored"], stats["pairs_per_s"] or 0, stats["videos_resumed"], stats["videos_skipped"])
     return info
