@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..utils.io import PathLike, atomic_write_text
-from .trec import FormatError, Qrels, Run, rank_order, read_qrels
+from .trec import FormatError, Qrels, Run, rank_order, read_qrels, write_json_run, write_trec_run
 
 log = logging.getLogger(__name__)
 
@@ -250,3 +250,56 @@ def find_video(root: PathLike, doc_id: str, layout: str = "auto", suffixes: tupl
     if layout in ("auto", "flat"):
         candidates += [Path(root) / f"{doc_id}{s}" for s in suffixes]
     return next((p for p in candidates if p.is_file()), None)
+
+
+# ---------------------------------------------------------------------------
+# submission export
+
+
+SUBMISSION_FORMATS = ("trec", "json")
+
+
+def export_submission(run: Run, queries: Iterable[str], path: PathLike, *, fmt: str = "trec",
+                      depth: int = 1000, tag: str = "rankvideo",
+                      tiebreak: Run | None = None, allow_missing: bool = False) -> dict:
+    """Write a reranked run as a leaderboard submission and return a summary.
+
+    A submission ranks every query of the test set once: each query of `queries` gets its top
+    `depth` documents in the project's ranking order (score, then `tiebreak`'s score, then doc
+    id), written with strictly decreasing scores (N - rank) so that any evaluator, whether it
+    reads the rank column or the score, sees the same order. `fmt`: "trec" (`qid Q0 doc rank
+    score tag`, what the MAGMaR / MultiVENT 2.0 evaluation reads) or "json" (the official
+    `{qid: {doc_id: score}}`). A query of `queries` missing from the run is an error (a logged
+    skip with `allow_missing=True`); a query of the run not in `queries` is an error.
+    """
+    if fmt not in SUBMISSION_FORMATS:
+        raise ValueError(f"unknown submission format {fmt!r}; choose one of {', '.join(SUBMISSION_FORMATS)}")
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    wanted = list(dict.fromkeys(str(q) for q in queries))
+    if not wanted:
+        raise ValueError("export_submission: the query list is empty")
+    extra = sorted(set(run) - set(wanted))
+    if extra:
+        raise ValueError(f"the run ranks {len(extra)} queries that are not in the query list "
+                         f"(first: {', '.join(extra[:5])}); is it the run of another split?")
+    missing = [q for q in wanted if not run.get(q)]
+    if missing:
+        msg = (f"{len(missing)} of {len(wanted)} queries have no ranking in the run "
+               f"(first: {', '.join(missing[:5])})")
+        if not allow_missing:
+            raise ValueError(msg + "; pass allow_missing to submit without them")
+        log.warning("%s; submitted without them", msg)
+    tiebreak = tiebreak or {}
+    ranked: dict[str, dict[str, float]] = {}
+    for qid in wanted:
+        if not run.get(qid):
+            continue
+        order = rank_order(run[qid], tiebreak.get(qid))[:depth]
+        ranked[qid] = {doc: float(len(order) - i) for i, doc in enumerate(order)}
+    if fmt == "json":
+        write_json_run(path, ranked)
+    else:
+        write_trec_run(path, ranked, tag=tag)
+    return {"path": str(path), "format": fmt, "queries": len(ranked), "missing": len(missing),
+            "lines": sum(len(d) for d in ranked.values()), "depth": depth, "tag": tag}

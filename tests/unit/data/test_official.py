@@ -116,3 +116,57 @@ def test_shard_layout_and_flat_folder(tmp_path):
     assert find_video(tmp_path, "PPQVve-Jeb4") == tmp_path / "PPQVve-Jeb4.mp4"
     assert find_video(tmp_path, "151") is None  # missing from disk
     assert find_video(tmp_path, "150", layout="flat") is None
+
+
+def test_export_submission_trec_and_json(tmp_path):
+    from rankvideo.data.official import export_submission
+    from rankvideo.data.trec import read_json_run, read_trec_run
+
+    run = {"q1": {"d1": 0.5, "d2": 0.5, "d3": 2.0, "d4": -1.0}, "q2": {"d9": 1.0}}
+    first = {"q1": {"d1": 1.0, "d2": 3.0, "d3": 0.0, "d4": 0.0}}  # d2 before d1 on the tie
+    out = tmp_path / "sub.trec"
+    summary = export_submission(run, ["q1", "q2"], out, depth=3, tag="team-run1", tiebreak=first)
+    assert summary == {"path": str(out), "format": "trec", "queries": 2, "missing": 0, "lines": 4,
+                       "depth": 3, "tag": "team-run1"}
+    assert out.read_text().splitlines() == [
+        "q1 Q0 d3 1 3.0 team-run1", "q1 Q0 d2 2 2.0 team-run1", "q1 Q0 d1 3 1.0 team-run1",
+        "q2 Q0 d9 1 1.0 team-run1"]
+    assert read_trec_run(out)["q1"] == {"d3": 3.0, "d2": 2.0, "d1": 1.0}
+    export_submission(run, ["q1", "q2"], tmp_path / "sub.json", fmt="json", depth=2, tiebreak=first)
+    assert read_json_run(tmp_path / "sub.json") == {"q1": {"d3": 2.0, "d2": 1.0}, "q2": {"d9": 1.0}}
+
+
+def test_export_submission_checks_the_query_set(tmp_path, caplog):
+    from rankvideo.data.official import export_submission
+
+    run = {"q1": {"d1": 1.0}}
+    with pytest.raises(ValueError, match="1 of 2 queries have no ranking.*q2"):
+        export_submission(run, ["q1", "q2"], tmp_path / "a.trec")
+    assert not (tmp_path / "a.trec").exists()
+    summary = export_submission(run, ["q1", "q2"], tmp_path / "a.trec", allow_missing=True)
+    assert summary["missing"] == 1 and "no ranking" in caplog.text
+    with pytest.raises(ValueError, match="not in the query list.*q1"):
+        export_submission(run, ["q7"], tmp_path / "b.trec")
+    with pytest.raises(ValueError, match="unknown submission format"):
+        export_submission(run, ["q1"], tmp_path / "c.txt", fmt="csv")
+
+
+def test_export_run_cli(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "queries.csv").write_text('Query_id,query\n101,"flood, Valencia"\n102,fire\n')
+    (tmp_path / "run.json").write_text(json.dumps({"101": {"7": 0.1, "8": 0.9}, "102": {"7": 1.0}}))
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[3] / "src" / "export_run.py"
+    ok = subprocess.run([sys.executable, str(script), str(tmp_path / "run.json"), "--queries",
+                         str(tmp_path / "queries.csv"), "--out", str(tmp_path / "sub.trec")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["lines"] == 3
+    assert (tmp_path / "sub.trec").read_text().splitlines()[0] == "101 Q0 8 1 2.0 rankvideo"
+    (tmp_path / "queries.csv").write_text("Query_id,query\n101,x\n102,y\n103,z\n")
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "run.json"), "--queries",
+                          str(tmp_path / "queries.csv"), "--out", str(tmp_path / "sub2.trec")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "103" in bad.stderr and "Traceback" not in bad.stderr
