@@ -8,7 +8,10 @@ built locally with the 8B's vision patch (16 px). Then, through the project's ow
 
 - stage-2 training steps: one query group (1 positive + 2 negatives), 24 frames per clip, LoRA,
   gradient checkpointing, AdamW, bf16: seconds per step and peak GPU memory;
-- scoring: 32 frames per clip, batches of 1 and 4 pairs, seconds per pair.
+- scoring: 32 frames per clip, batches of 1 and 4 pairs, seconds per pair;
+- scoring one video shared by 4 queries (`--queries-per-video`), pair by pair in one batch vs
+  grouped by video (`score_queries_for_video`: preprocessed and vision-encoded once): pairs/s of
+  each, the speed-up, and the largest score difference between the two paths.
 
 Frames are 512x512, i.e. 256 visual tokens per pair of frames (128 per frame, the paper's figure).
 Random weights give the same FLOPs and memory as the trained ones, not meaningful scores.
@@ -53,6 +56,8 @@ def main() -> None:
     ap.add_argument("--train-frames", type=int, default=24)
     ap.add_argument("--infer-frames", type=int, default=32)
     ap.add_argument("--steps", type=int, default=3, help="timed training steps (after one warm-up step)")
+    ap.add_argument("--queries-per-video", type=int, default=4,
+                    help="queries sharing one video in the grouped vs ungrouped scoring comparison")
     ap.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -61,6 +66,7 @@ def main() -> None:
 
     from rankvideo.data.video import Clip
     from rankvideo.losses import Stage2LossConfig, stage2_loss_batch
+    from rankvideo.models.grouped import score_queries_for_video
     from rankvideo.models.scoring import encode_pairs, score_batch, yes_no_token_ids
     from rankvideo.models.tiny import build_tiny_qwen3_vl, load_processor
     from rankvideo.modules.peft_setup import apply_peft
@@ -156,12 +162,47 @@ def main() -> None:
         infer[bs] = {"s_per_pair": (time.perf_counter() - t) / (3 * bs),
                      "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None}
 
+    # One video shared by several queries, as in reranking (a video is a candidate of many
+    # queries): per pair (preprocess and vision-encode the video for every pair, one batch) vs
+    # grouped by video (preprocess and encode it once). Wall time includes preprocessing.
+    n_q = args.queries_per_video
+    shared = clip(args.infer_frames, "shared")
+    queries = [f"{query} ({i})" for i in range(n_q)]
+
+    def per_pair() -> list[float]:
+        b = encode_pairs(proc, [shared] * n_q, queries)
+        b = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in b.items()}
+        with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            return score_batch(model, b).float().tolist()
+
+    def grouped() -> list[float]:
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            return score_queries_for_video(model, proc, shared, queries, batch_size=n_q)
+
+    sharing = {}
+    for name, fn in (("per_pair", per_pair), ("grouped", grouped)):
+        fn()
+        sync()
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        for _ in range(3):
+            scores = fn()
+        sync()
+        dt = (time.perf_counter() - t) / 3
+        sharing[name] = {"pairs_per_s": n_q / dt, "s_per_pair": dt / n_q, "scores": scores,
+                         "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None}
+    sharing["speedup"] = sharing["grouped"]["pairs_per_s"] / sharing["per_pair"]["pairs_per_s"]
+    sharing["max_abs_score_diff"] = float(np.max(np.abs(np.array(sharing["grouped"]["scores"])
+                                                        - np.array(sharing["per_pair"]["scores"]))))
+
     result = {
         "shape": args.shape, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "params_b": n_params / 1e9, "lora_trainable_m": trainable / 1e6, "build_s": build_s,
         "train": {"frames": args.train_frames, "side": args.side, "pairs_per_step": 3, "seq_len": seq_len,
                   "visual_tokens_per_pair": visual, "s_per_step": step_s, "peak_gib": train_peak, "losses": losses},
         "score": {"frames": args.infer_frames, **{f"batch{k}": v for k, v in infer.items()}},
+        "shared_video": {"queries": n_q, "frames": args.infer_frames, **sharing},
         "torch": torch.__version__,
     }
     print(json.dumps(result, indent=1))
