@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +50,31 @@ def tiny_cfg(tmp_path) -> DictConfig:
     with open_dict(cfg):
         cfg.data.num_workers = 1
     return cfg
+
+
+def sh(cwd, *cmd, check=True, stdout_only=False, timeout=600):
+    """Run a command (the venv's `dvc`, `git`, ...) in `cwd`; fail with its output when it fails."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p.stdout if stdout_only else p.stdout + p.stderr
+
+
+def make_scratch_project(root: Path) -> Path:
+    """The project's files as a fresh clone has them (outputs, the MLflow store and the DVC cache
+    excluded), on the tiny debug config, committed in a new git repository at `root`."""
+    for name in ("conf", "src", ".dvc", "dvc.yaml", "params.yaml", "data.dvc", ".dvcignore", ".gitignore", "pyproject.toml"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "cache", "tmp", "*.egg-info"))
+        elif src.exists():
+            shutil.copy2(src, root / name)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "README.md").write_text("raw corpora go here\n")
+    cfg = (root / "conf" / "config.yaml").read_text().replace("  - debug: null", "  - debug: tiny")
+    (root / "conf" / "config.yaml").write_text(cfg)
+    sh(root, "git", "init", "-q")
+    sh(root, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    sh(root, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "scratch")
+    return root

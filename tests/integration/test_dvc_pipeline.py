@@ -5,26 +5,15 @@ everything, the second is a no-op, a config edit reruns exactly the stages that 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import make_scratch_project
+from conftest import sh as _sh
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for a DVC repo")
-
-
-def _sh(cwd, *cmd, check=True, stdout_only=False):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p.stdout if stdout_only else p.stdout + p.stderr
 
 
 def _ran(log: str) -> set[str]:
@@ -33,22 +22,7 @@ def _ran(log: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
-    root = tmp_path_factory.mktemp("clone")
-    # Files as a fresh clone has them (outputs, the MLflow store and the DVC cache excluded).
-    for name in ("conf", "src", ".dvc", "dvc.yaml", "params.yaml", "data.dvc", ".dvcignore", ".gitignore", "pyproject.toml"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "cache", "tmp", "*.egg-info"))
-        elif src.exists():
-            shutil.copy2(src, root / name)
-    (root / "data").mkdir(exist_ok=True)
-    (root / "data" / "README.md").write_text("raw corpora go here\n")
-    cfg = (root / "conf" / "config.yaml").read_text().replace("  - debug: null", "  - debug: tiny")
-    (root / "conf" / "config.yaml").write_text(cfg)
-    _sh(root, "git", "init", "-q")
-    _sh(root, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
-    _sh(root, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "scratch")
-    return root
+    return make_scratch_project(tmp_path_factory.mktemp("clone"))
 
 
 def test_repro_noop_and_targeted_rerun(scratch):

@@ -12,8 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import tiny_run_cfg
+from conftest import make_scratch_project, sh, tiny_run_cfg
 from rankvideo.data.benchmark import Benchmark
 from rankvideo.data.official import shard_path, write_judgments
 from rankvideo.data.trec import read_trec_run
@@ -109,3 +110,30 @@ def test_multivent2_pipeline_end_to_end(miniature):
     assert 0.0 <= metrics["test"]["rerank"]["nDCG@10"] <= 1.0
     # Queries without judgments are not evaluated; the judged ones are.
     assert metrics["test"]["num_queries"] == len(bench.qrels("test"))
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for a DVC repo")
+def test_multivent2_through_dvc_exp_run(miniature, tmp_path):
+    """The README's steps: put the files under data/multivent2, `dvc commit data.dvc`, then one
+    `dvc exp run -S data=multivent2 ...` builds the benchmark from them and runs the pipeline."""
+    _, data, ids, _ = miniature
+    scratch = make_scratch_project(tmp_path / "project")
+    shutil.copytree(data, scratch / "data" / "multivent2")
+    before = (scratch / "data.dvc").read_text()
+    sh(scratch, "dvc", "commit", "-f", "data.dvc")
+    assert (scratch / "data.dvc").read_text() != before  # the data version now covers the corpus
+    out = sh(scratch, "dvc", "exp", "run", "-n", "mv2", "-S", "data=multivent2",
+             "-S", "data.captions=data/multivent2/captions.jsonl", "-S", "data.asr=data/multivent2/asr.jsonl",
+             "-S", "retrieval.fields=[caption,asr]", "-S", "data.val_fraction=0.25", timeout=900)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
+    assert {"synthesize", "retrieve", "teacher", "stage1", "stage2", "rerank", "evaluate"} <= ran
+    lock = yaml.safe_load((scratch / "dvc.lock").read_text())
+    assert "data.dvc" in {d["path"] for d in lock["stages"]["synthesize"]["deps"]}
+    assert lock["stages"]["synthesize"]["params"]["params.yaml"]["data"]["name"] == "multivent2"
+    corpus = Benchmark(scratch / "artifacts" / "benchmark").corpus()
+    assert {d.doc_id for d in corpus} == set(ids.values())
+    metrics = json.loads((scratch / "artifacts" / "evaluate" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["rerank"]["nDCG@10"] <= 1.0
+    # Nothing changed since: a second repro does nothing.
+    again = sh(scratch, "dvc", "repro")
+    assert "Running stage" not in again

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .trec import FormatError, Qrels, read_qrels
+from .trec import FormatError, Qrels, iter_jsonl, read_qrels
 
 
 @dataclass(frozen=True)
@@ -45,18 +45,7 @@ class Query:
 _DOC_FIELDS = {f for f in VideoDoc.__dataclass_fields__}
 
 
-def _read_jsonl(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FormatError(path, f"not valid JSON ({e.msg})", line=lineno) from None
-            if not isinstance(row, dict):
-                raise FormatError(path, "expected a JSON object", line=lineno)
-            yield lineno, row
+
 
 
 class Benchmark:
@@ -73,7 +62,7 @@ class Benchmark:
     def corpus(self) -> list[VideoDoc]:
         path = self.root / "corpus.jsonl"
         docs, seen = [], {}
-        for lineno, row in _read_jsonl(path):
+        for lineno, row in iter_jsonl(path):
             if "doc_id" not in row or "video" not in row:
                 raise FormatError(path, "a corpus record needs 'doc_id' and 'video'", line=lineno)
             doc_id = str(row["doc_id"])
@@ -92,7 +81,7 @@ class Benchmark:
         path = self.root / "queries.jsonl"
         out = []
         if path.exists():
-            for lineno, row in _read_jsonl(path):
+            for lineno, row in iter_jsonl(path):
                 if "qid" not in row or "text" not in row or "split" not in row:
                     raise FormatError(path, "a query record needs 'qid', 'text' and 'split'", line=lineno)
                 if split is None or row["split"] == split:

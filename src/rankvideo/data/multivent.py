@@ -28,7 +28,7 @@ from typing import Mapping
 
 from ..utils.io import atomic_write_text, write_json
 from .official import find_video, read_judgments, read_queries_csv, write_queries_tsv
-from .trec import FormatError, write_qrels
+from .trec import FormatError, iter_jsonl, write_qrels
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +38,8 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv")
 def read_text_features(path: str | Path) -> dict[str, str]:
     """JSONL `{doc_id, text}` (captions or ASR); a doc repeated keeps its last text."""
     out: dict[str, str] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FormatError(path, f"not valid JSON ({e.msg})", line=lineno) from None
-            if not isinstance(row, dict) or "doc_id" not in row or "text" not in row:
-                raise FormatError(path, "a text feature needs 'doc_id' and 'text'", line=lineno)
-            out[str(row["doc_id"])] = str(row["text"] or "")
+    for _, row in iter_jsonl(path, ("doc_id", "text"), "a text feature"):
+        out[str(row["doc_id"])] = str(row["text"] or "")
     return out
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..utils.io import PathLike, atomic_write_text
-from .trec import FormatError, Qrels, Run, rank_order, read_qrels, write_json_run, write_trec_run
+from .trec import FormatError, Qrels, Run, iter_jsonl, rank_order, read_qrels, write_json_run, write_trec_run
 
 log = logging.getLogger(__name__)
 
@@ -87,33 +87,24 @@ def read_judgments(path: PathLike) -> Qrels:
     twice with the same label counts once (logged); with two labels it is an error."""
     qrels: Qrels = {}
     repeats: list[int] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FormatError(path, f"not valid JSON ({e.msg})", line=lineno) from None
-            if not isinstance(row, dict) or not {"query_id", "doc_id", "relevance"} <= set(row):
-                raise FormatError(path, "a judgment needs 'query_id', 'doc_id' and 'relevance'", line=lineno)
-            rel = row["relevance"]
-            if isinstance(rel, bool) or not isinstance(rel, (int, float, str)):
-                raise FormatError(path, f"relevance {rel!r} is not an integer", line=lineno)
-            try:
-                value = int(rel) if not isinstance(rel, float) else rel
-            except ValueError:
-                raise FormatError(path, f"relevance {rel!r} is not an integer", line=lineno) from None
-            if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
-                raise FormatError(path, f"relevance {rel!r} is not an integer", line=lineno)
-            qid, doc = str(row["query_id"]), str(row["doc_id"])
-            if doc in qrels.get(qid, {}):
-                if qrels[qid][doc] != int(value):
-                    raise FormatError(path, f"query {qid!r} judges doc {doc!r} twice, {qrels[qid][doc]} and {int(value)}",
-                                      line=lineno)
-                repeats.append(lineno)  # the released train judgments repeat two lines verbatim
-                continue
-            qrels.setdefault(qid, {})[doc] = int(value)
+    for lineno, row in iter_jsonl(path, ("query_id", "doc_id", "relevance"), "a judgment"):
+        rel = row["relevance"]
+        if isinstance(rel, bool) or not isinstance(rel, (int, float, str)):
+            raise FormatError(path, f"relevance {rel!r} is not an integer", line=lineno)
+        try:
+            value = int(rel) if not isinstance(rel, float) else rel
+        except ValueError:
+            raise FormatError(path, f"relevance {rel!r} is not an integer", line=lineno) from None
+        if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+            raise FormatError(path, f"relevance {rel!r} is not an integer", line=lineno)
+        qid, doc = str(row["query_id"]), str(row["doc_id"])
+        if doc in qrels.get(qid, {}):
+            if qrels[qid][doc] != int(value):
+                raise FormatError(path, f"query {qid!r} judges doc {doc!r} twice, {qrels[qid][doc]} and {int(value)}",
+                                  line=lineno)
+            repeats.append(lineno)  # the released train judgments repeat two lines verbatim
+            continue
+        qrels.setdefault(qid, {})[doc] = int(value)
     if repeats:
         log.warning("%s: %d judgment(s) repeated with the same label, counted once (lines %s)", path, len(repeats),
                     ", ".join(map(str, repeats[:10])))
@@ -189,32 +180,20 @@ _REQUIRED = ("query_id", "query", "doc_id", "true_label")
 
 def read_training_records(path: PathLike) -> list[TrainingRecord]:
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FormatError(path, f"not valid JSON ({e.msg})", line=lineno) from None
-            if not isinstance(row, dict):
-                raise FormatError(path, "expected a JSON object", line=lineno)
-            missing = [k for k in _REQUIRED if k not in row]
-            if missing:
-                raise FormatError(path, f"a training record needs {', '.join(missing)}", line=lineno)
-            if row["true_label"] not in (0, 1) or isinstance(row["true_label"], bool):
-                raise FormatError(path, f"true_label must be 0 or 1, found {row['true_label']!r}", line=lineno)
-            p = row.get("teacher_p_yes", -1.0)
-            if p is None:
-                p = -1.0
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not (p < 0 or 0.0 <= p <= 1.0):
-                raise FormatError(path, f"teacher_p_yes must be in [0, 1] (or < 0 for none), found {p!r}", line=lineno)
-            evidence = row.get("evidence") or {}
-            if not isinstance(evidence, dict):
-                raise FormatError(path, "evidence must be an object {caption, asr}", line=lineno)
-            videos = row.get("videos") or [str(row["doc_id"])]
-            out.append(TrainingRecord(str(row["query_id"]), str(row["query"]), str(row["doc_id"]), [str(v) for v in videos],
-                                      int(row["true_label"]), float(p), evidence, str(row.get("teacher_reasoning") or "")))
+    for lineno, row in iter_jsonl(path, _REQUIRED, "a training record"):
+        if row["true_label"] not in (0, 1) or isinstance(row["true_label"], bool):
+            raise FormatError(path, f"true_label must be 0 or 1, found {row['true_label']!r}", line=lineno)
+        p = row.get("teacher_p_yes", -1.0)
+        if p is None:
+            p = -1.0
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not (p < 0 or 0.0 <= p <= 1.0):
+            raise FormatError(path, f"teacher_p_yes must be in [0, 1] (or < 0 for none), found {p!r}", line=lineno)
+        evidence = row.get("evidence") or {}
+        if not isinstance(evidence, dict):
+            raise FormatError(path, "evidence must be an object {caption, asr}", line=lineno)
+        videos = row.get("videos") or [str(row["doc_id"])]
+        out.append(TrainingRecord(str(row["query_id"]), str(row["query"]), str(row["doc_id"]), [str(v) for v in videos],
+                                  int(row["true_label"]), float(p), evidence, str(row.get("teacher_reasoning") or "")))
     return out
 
 

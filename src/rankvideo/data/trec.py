@@ -69,6 +69,26 @@ class FormatError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+def iter_jsonl(path: PathLike, required: Iterable[str] = (), what: str = "a line"):
+    """(line number, object) for each non-blank line of a JSONL file. A line that is not JSON,
+    not an object, or lacks a `required` key raises FormatError naming the file and the line."""
+    required = tuple(required)
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FormatError(path, f"not valid JSON ({e.msg})", line=lineno) from None
+            if not isinstance(row, dict):
+                raise FormatError(path, "expected a JSON object", line=lineno)
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise FormatError(path, f"{what} needs {', '.join(repr(k) for k in missing)}", line=lineno)
+            yield lineno, row
+
+
 # ---------------------------------------------------------------------------
 # ranking convention
 

@@ -42,7 +42,7 @@ def test_graded_judgments_round_trip_and_match_trec(tmp_path):
 
 
 @pytest.mark.parametrize("line, message", [
-    ('{"query_id": "q", "doc_id": "d"}', "needs 'query_id', 'doc_id' and 'relevance'"),
+    ('{"query_id": "q", "doc_id": "d"}', "a judgment needs 'relevance'"),
     ('{"query_id": "q", "doc_id": "d", "relevance": "high"}', "relevance 'high' is not an integer"),
     ('{"query_id": "q", "doc_id": "d", "relevance": 1.5}', "relevance 1.5 is not an integer"),
     ('{"query_id": "q", "doc_id": "d", "relevance": 1', "not valid JSON"),
