@@ -60,3 +60,11 @@ def test_two_ranks_give_the_one_process_run_and_resume_across_rank_counts(traine
     rescored = [json.loads(l)["doc_id"] for l in (two / "progress.jsonl").read_text().splitlines()[1:]]
     assert rescored == [lost]
     assert (two / "run.trec").read_bytes() == (one / "run.trec").read_bytes()
+
+    # Run again with nothing left to score (every video done): the run is rebuilt from the
+    # progress files alone, byte for byte, and no video is scored.
+    (two / "run.trec").unlink()
+    p = _rerank_cli(root, two)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (two / "run.trec").read_bytes() == (one / "run.trec").read_bytes()
+    assert [json.loads(l)["doc_id"] for l in (two / "progress.jsonl").read_text().splitlines()[1:]] == [lost]

@@ -84,7 +84,7 @@ class VideoScoringRun:
         share = [d for i, d in enumerate(sorted(plan)) if i % world == rank]
         self.todo = [d for d in share if d not in self.done]
         self.stats = {"videos": len(plan), "videos_resumed": sum(1 for d in share if d in self.done), "pairs_scored": 0,
-                      "videos_skipped": 0, "skipped": {}}
+                      "videos_skipped": 0, "skipped": {}, "seconds": None, "pairs_per_s": None}
         self._out = None
         self._t0 = time.perf_counter()
 
@@ -131,6 +131,8 @@ class VideoScoringRun:
                               refresh=False)
 
     def __exit__(self, *exc) -> None:
+        if self._out is None or self._out.closed:  # closed already (or never opened)
+            return
         self._bar.close()
         self._out.close()
         seconds = time.perf_counter() - self._t0

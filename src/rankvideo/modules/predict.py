@@ -45,5 +45,11 @@ class RerankPredictModule(L.LightningModule):
         self.run.score_one(doc)
 
     def on_predict_end(self) -> None:
+        self.close_run()
+
+    def close_run(self) -> None:
+        """Close this rank's progress file and fix its timings. Lightning does not call
+        `on_predict_end` when the rank has nothing left to score (a fully resumed run), so the
+        caller closes the run after `trainer.predict` too; closing twice is harmless."""
         if self.run is not None:
             self.run.__exit__(None, None, None)

@@ -132,6 +132,7 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     module = RerankPredictModule(load, make_run, score)
     trainer = predict_trainer(cfg.trainer, rerank_dir)
     trainer.predict(module, return_predictions=False)
+    module.close_run()
     stats = dict(module.run.stats)
     if trainer.world_size > 1:
         trainer.strategy.barrier()  # every rank's progress file is complete
