@@ -128,7 +128,7 @@ def test_multivent2_through_dvc_exp_run(miniature, tmp_path):
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
     assert {"synthesize", "retrieve", "teacher", "stage1", "stage2", "rerank", "evaluate"} <= ran
     lock = yaml.safe_load((scratch / "dvc.lock").read_text())
-    assert "data.dvc" in {d["path"] for d in lock["stages"]["synthesize"]["deps"]}
+    assert "data/multivent2" in {d["path"] for d in lock["stages"]["synthesize"]["deps"]}
     assert lock["stages"]["synthesize"]["params"]["params.yaml"]["data"]["name"] == "multivent2"
     corpus = Benchmark(scratch / "artifacts" / "benchmark").corpus()
     assert {d.doc_id for d in corpus} == set(ids.values())
