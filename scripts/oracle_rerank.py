@@ -1,0 +1,79 @@
+"""How much a frame-only reranker could gain on the embedded benchmark, from oracles.
+
+Each oracle reorders the first stage's top `--depth` (100) of every query by what it knows from
+the ground truth, keeping the first-stage order among equals, and appends the untouched tail, as
+the reranker does:
+
+- kind:   the video shows the query's kind of event (what the background texture tells);
+- event:  kind and place both match (the landmark emblem, shown in 80% of clips, tells the place),
+          even for queries that do not name the place: an upper bound for event recognition;
+- qrels:  the graded judgment itself (the ceiling of any reranker of this head).
+
+    python scripts/oracle_rerank.py [--benchmark artifacts/benchmark] [--run artifacts/retrieve/run.trec]
+
+Prints nDCG@10 of the first stage and of each oracle per split. Needs `dvc repro` (or the
+synthesize and retrieve stages) first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from rankvideo.data.benchmark import Benchmark  # noqa: E402
+from rankvideo.data.trec import iter_jsonl, rank_order, read_run  # noqa: E402
+from rankvideo.eval import evaluate  # noqa: E402
+
+
+def oracle_run(first, qids, depth, key):
+    """The first stage's top `depth` of each query sorted by `key(qid, doc)` (higher first, stable),
+    then its tail; written as strictly decreasing scores."""
+    out = {}
+    for q in qids:
+        order = rank_order(first.get(q, {}))
+        head = sorted(order[:depth], key=lambda d, q=q: -key(q, d))  # sorted() is stable
+        ranked = head + order[depth:]
+        out[q] = {d: float(len(ranked) - i) for i, d in enumerate(ranked)}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--benchmark", default=str(ROOT / "artifacts" / "benchmark"))
+    ap.add_argument("--run", default=str(ROOT / "artifacts" / "retrieve" / "run.trec"))
+    ap.add_argument("--depth", type=int, default=100)
+    ap.add_argument("--splits", default="val,test")
+    args = ap.parse_args()
+    bench = Benchmark(args.benchmark)
+    truth = {d.doc_id: d.truth for d in bench.corpus()}
+    # The generator's record of each query: its event's kind and place (the Query type keeps text only).
+    events = {row["qid"]: (row["kind"], row["place"])
+              for _, row in iter_jsonl(Path(args.benchmark) / "queries.jsonl", ("qid", "kind", "place"), "a query")}
+    first = read_run(args.run)
+    for split in args.splits.split(","):
+        qrels = bench.qrels(split)
+        queries = {q.qid: q for q in bench.queries(split)}
+
+        def kind(q, d):
+            return truth[d]["kind"] == events[q][0]
+
+        def event(q, d):
+            return kind(q, d) and truth[d]["place"] == events[q][1]
+
+        def grade(q, d):
+            return qrels.get(q, {}).get(d, 0)
+
+        base = evaluate({q: first[q] for q in queries if q in first}, qrels, measures=("nDCG@10",)).mean["nDCG@10"]
+        print(f"[{split}] {len(queries)} queries, first stage nDCG@10 {base:.4f}")
+        for name, key in (("kind", kind), ("event", event), ("qrels", grade)):
+            value = evaluate(oracle_run(first, queries, args.depth, key), qrels, measures=("nDCG@10",)).mean["nDCG@10"]
+            print(f"  {name:6s} oracle  {value:.4f}  ({100 * (value / base - 1):+.1f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
