@@ -45,9 +45,6 @@ class Query:
 _DOC_FIELDS = {f for f in VideoDoc.__dataclass_fields__}
 
 
-
-
-
 class Benchmark:
     """Read access to a benchmark folder."""
 

@@ -28,7 +28,7 @@ from typing import Mapping
 
 from ..utils.io import atomic_write_text, write_json
 from .official import find_video, read_judgments, read_queries_csv, write_queries_tsv
-from .trec import FormatError, iter_jsonl, write_qrels
+from .trec import iter_jsonl, write_qrels
 
 log = logging.getLogger(__name__)
 
