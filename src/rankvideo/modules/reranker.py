@@ -34,9 +34,11 @@ log = logging.getLogger(__name__)
 class BackboneModule(L.LightningModule):
     def __init__(self, *, model_path: str, dtype: str | None = None, trust_remote_code: bool = False,
                  peft: dict | None = None, init_adapter: str | None = None, lr: float = 1e-4,
-                 weight_decay: float = 0.0, warmup_ratio: float = 0.03, freeze_vision: bool = False):
+                 weight_decay: float = 0.0, warmup_ratio: float = 0.03, freeze_vision: bool = False,
+                 vision_lr_scale: float = 1.0):
         super().__init__()
         self.freeze_vision = bool(freeze_vision)
+        self.vision_lr_scale = float(vision_lr_scale)  # the vision tower's lr = lr * this (when trained)
         self.model_path, self.dtype_name, self.trust_remote_code = str(model_path), dtype, trust_remote_code
         self.peft_cfg = OmegaConf.create(peft or {"name": "none"})
         self.init_adapter = init_adapter
@@ -63,8 +65,13 @@ class BackboneModule(L.LightningModule):
     def configure_optimizers(self):
         from transformers import get_cosine_schedule_with_warmup
 
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        vision = [p for n, p in named if ".visual." in f".{n}"]
+        rest = [p for n, p in named if ".visual." not in f".{n}"]
+        groups = [{"params": rest, "lr": self.lr}]
+        if vision:
+            groups.append({"params": vision, "lr": self.lr * self.vision_lr_scale})
+        opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         sched = get_cosine_schedule_with_warmup(opt, int(self.warmup_ratio * total), total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

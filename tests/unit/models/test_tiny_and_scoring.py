@@ -408,3 +408,28 @@ def test_yes_no_pathway_learns_an_easy_label(built):
     assert losses[-1] < 0.6
     assert red > blue
     assert held[0] > held[1]
+
+
+def test_vision_tower_gets_its_own_learning_rate(built):
+    """`vision_lr_scale` puts the vision tower (and its mergers) in a param group at lr x scale;
+    a frozen tower has no group; every trainable parameter is optimised exactly once."""
+    from unittest.mock import MagicMock
+
+    from rankvideo.modules import PerceptionSFTModule
+
+    def groups(**kw):
+        module = PerceptionSFTModule(model_path=str(built[0]), lr=1e-3, **kw)
+        module.configure_model()
+        module.trainer = MagicMock(estimated_stepping_batches=10)
+        opt = module.configure_optimizers()["optimizer"]
+        names = {id(p): n for n, p in module.named_parameters()}
+        return module, [(g["lr"], [names[id(p)] for p in g["params"]]) for g in opt.param_groups]
+
+    module, gs = groups(vision_lr_scale=0.02)
+    assert [lr for lr, _ in gs] == pytest.approx([1e-3, 2e-5])
+    assert gs[1][1] and all(".visual." in f".{n}" for n in gs[1][1])
+    assert not any(".visual." in f".{n}" for n in gs[0][1])
+    trainable = [n for n, p in module.named_parameters() if p.requires_grad]
+    assert sorted(gs[0][1] + gs[1][1]) == sorted(trainable)
+    _, frozen = groups(freeze_vision=True)
+    assert len(frozen) == 1 and frozen[0][0] == pytest.approx(1e-3)
