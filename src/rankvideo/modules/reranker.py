@@ -65,6 +65,8 @@ class BackboneModule(L.LightningModule):
     def configure_optimizers(self):
         from transformers import get_cosine_schedule_with_warmup
 
+        # The vision tower (and its mergers) in its own group at lr * vision_lr_scale. Matched by
+        # name: under FSDP with flattened parameters the names are gone and one group remains.
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         vision = [p for n, p in named if ".visual." in f".{n}"]
         rest = [p for n, p in named if ".visual." not in f".{n}"]
