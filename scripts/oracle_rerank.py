@@ -27,18 +27,15 @@ sys.path.insert(0, str(ROOT / "src"))
 from rankvideo.data.benchmark import Benchmark  # noqa: E402
 from rankvideo.data.trec import iter_jsonl, rank_order, read_run  # noqa: E402
 from rankvideo.eval import evaluate  # noqa: E402
+from rankvideo.models.rerank import merge_head_and_tail  # noqa: E402
 
 
 def oracle_run(first, qids, depth, key):
-    """The first stage's top `depth` of each query sorted by `key(qid, doc)` (higher first, stable),
-    then its tail; written as strictly decreasing scores."""
-    out = {}
-    for q in qids:
-        order = rank_order(first.get(q, {}))
-        head = sorted(order[:depth], key=lambda d, q=q: -key(q, d))  # sorted() is stable
-        ranked = head + order[depth:]
-        out[q] = {d: float(len(ranked) - i) for i, d in enumerate(ranked)}
-    return out
+    """The run the rerank stage would write if the reranker scored each head video `key(qid, doc)`:
+    the top `depth` by that score (ties in first-stage order), then the first-stage tail."""
+    first = {q: first.get(q, {}) for q in qids}
+    scores = {q: {d: float(key(q, d)) for d in rank_order(first[q])[:depth]} for q in qids}
+    return merge_head_and_tail(first, scores, depth)
 
 
 def main() -> int:

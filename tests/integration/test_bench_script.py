@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO
 
 
 def test_bench_backbone_smoke_reports_grouped_and_per_pair(tmp_path):
