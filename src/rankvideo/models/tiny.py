@@ -233,6 +233,7 @@ def build_tiny_qwen3_vl(
     deepstack_visual_indexes: Sequence[int] = (0,),
     vocab_size: int | None = None,
     bpe_vocab_size: int = 1024,
+    initializer_range: float = 0.02,
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
@@ -253,6 +254,12 @@ def build_tiny_qwen3_vl(
     to the first language-model layers (Qwen3-VL's DeepStack); one level keeps
     that code path exercised at toy size. ``vocab_size`` defaults to the
     tokenizer size rounded up to a multiple of 64.
+
+    ``initializer_range`` is the standard deviation of the normal init of
+    every weight matrix (language model, vision tower, mergers, head).
+    transformers' 0.02 is sized for widths in the thousands; at width 64 it
+    leaves the residual stream nearly blind to attention, and
+    ``scripts/probe_binding.py`` measures what 1/sqrt(width) changes.
     """
     if isinstance(corpus, str):
         raise TypeError("corpus must be a list of strings, not one string")
@@ -308,6 +315,7 @@ def build_tiny_qwen3_vl(
             "num_key_value_heads": num_kv_heads,
             "head_dim": head_dim,
             "max_position_embeddings": 8192,
+            "initializer_range": initializer_range,
             "pad_token_id": ids["<|endoftext|>"],
             "rope_parameters": {
                 "rope_type": "default",
@@ -331,12 +339,14 @@ def build_tiny_qwen3_vl(
             "out_hidden_size": hidden_size,
             "num_position_embeddings": grid_side * grid_side,
             "deepstack_visual_indexes": deepstack_visual_indexes,
+            "initializer_range": initializer_range,
         },
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,  # as Qwen3-VL-8B
+        initializer_range=initializer_range,
     )
 
     torch.manual_seed(seed)
@@ -401,6 +411,7 @@ def build_tiny_qwen3_vl(
                 "deepstack_visual_indexes": deepstack_visual_indexes,
                 "vocab_size": vocab_size,
                 "bpe_vocab_size": bpe_vocab_size,
+                "initializer_range": initializer_range,
                 "seed": seed,
                 "corpus_size": len(corpus),
                 "corpus_sha256": hashlib.sha256("\x00".join(corpus).encode()).hexdigest(),

@@ -150,6 +150,17 @@ def test_build_is_deterministic(built, tmp_path):
     assert other["tokenizer_sha256"] == info["tokenizer_sha256"]  # the seed only affects weights
 
 
+def test_initializer_range_sets_the_scale_of_every_weight_matrix(tmp_path):
+    # 1/sqrt(width) instead of the large-model 0.02: the std of every matrix (language model, vision
+    # tower, mergers, lm_head) follows the argument, and build_info records it.
+    path = build_tiny_qwen3_vl(tmp_path / "wide", corpus=CORPUS, seed=0, initializer_range=0.125)
+    model, _ = load_backbone(path)
+    stds = {n: float(p.std()) for n, p in model.named_parameters() if p.dim() >= 2}
+    assert any(".visual." in f".{n}" for n in stds) and "lm_head.weight" in stds
+    assert all(0.11 < s < 0.14 for s in stds.values()), stds
+    assert json.loads((path / "build_info.json").read_text())["args"]["initializer_range"] == 0.125
+
+
 def test_yes_and_no_are_single_tokens(backbone):
     _, processor = backbone
     tok = processor.tokenizer
