@@ -7,6 +7,9 @@ the reranker does:
 - kind:   the video shows the query's kind of event (what the background texture tells);
 - event:  kind and place both match (the landmark emblem, shown in 80% of clips, tells the place),
           even for queries that do not name the place: an upper bound for event recognition;
+- colours: event first, then the share of the colours the query names (its objects' colours)
+          that the video shows: what a reranker that only checks colours could reach;
+- objects: event first, then the share of the query's named objects (colour and shape) present;
 - qrels:  the graded judgment itself (the ceiling of any reranker of this head).
 
     python scripts/oracle_rerank.py [--benchmark artifacts/benchmark] [--run artifacts/retrieve/run.trec]
@@ -38,6 +41,17 @@ def oracle_run(first, qids, depth, key):
     return merge_head_and_tail(first, scores, depth)
 
 
+def named_objects(constraints: list[dict]) -> list[tuple[str, str]]:
+    """(colour, shape) of every object a query's constraints name (counts and words name none)."""
+    return [(c[col], c[shape]) for c in constraints
+            for shape, col in (("shape", "colour"), ("shape1", "colour1"), ("shape2", "colour2"))
+            if c.get(shape) and c.get(col)]
+
+
+def share_present(wanted: list, shown: set) -> float:
+    return sum(w in shown for w in wanted) / len(wanted) if wanted else 0.0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--benchmark", default=str(ROOT / "artifacts" / "benchmark"))
@@ -48,8 +62,10 @@ def main() -> int:
     bench = Benchmark(args.benchmark)
     truth = {d.doc_id: d.truth for d in bench.corpus()}
     # The generator's record of each query: its event's kind and place (the Query type keeps text only).
-    events = {row["qid"]: (row["kind"], row["place"])
-              for _, row in iter_jsonl(Path(args.benchmark) / "queries.jsonl", ("qid", "kind", "place"), "a query")}
+    rows = [row for _, row in iter_jsonl(Path(args.benchmark) / "queries.jsonl", ("qid", "kind", "place"), "a query")]
+    events = {row["qid"]: (row["kind"], row["place"]) for row in rows}
+    wanted = {row["qid"]: named_objects(row.get("constraints", [])) for row in rows}
+    shown = {d: {(o["colour"], o["shape"]) for o in t["scene"]["objects"]} for d, t in truth.items()}
     first = read_run(args.run)
     for split in args.splits.split(","):
         qrels = bench.qrels(split)
@@ -61,14 +77,20 @@ def main() -> int:
         def event(q, d):
             return kind(q, d) and truth[d]["place"] == events[q][1]
 
+        def colours(q, d):
+            return 2 * event(q, d) + share_present([c for c, _ in wanted[q]], {c for c, _ in shown[d]})
+
+        def objects(q, d):
+            return 2 * event(q, d) + share_present(wanted[q], shown[d])
+
         def grade(q, d):
             return qrels.get(q, {}).get(d, 0)
 
         base = evaluate({q: first[q] for q in queries if q in first}, qrels, measures=("nDCG@10",)).mean["nDCG@10"]
         print(f"[{split}] {len(queries)} queries, first stage nDCG@10 {base:.4f}")
-        for name, key in (("kind", kind), ("event", event), ("qrels", grade)):
+        for name, key in (("kind", kind), ("event", event), ("colours", colours), ("objects", objects), ("qrels", grade)):
             value = evaluate(oracle_run(first, queries, args.depth, key), qrels, measures=("nDCG@10",)).mean["nDCG@10"]
-            print(f"  {name:6s} oracle  {value:.4f}  ({100 * (value / base - 1):+.1f}%)")
+            print(f"  {name:7s} oracle  {value:.4f}  ({100 * (value / base - 1):+.1f}%)")
     return 0
 
 
