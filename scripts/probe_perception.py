@@ -25,6 +25,8 @@ Measured 2026-11-30 (same settings, two runs side by side with --threads 1; held
 | `--vision-lr-scale 0.02 --epochs 24` | 1080 / 2160 | 0.94 / 0.94 | 0.48 / 0.43 | 0.50 / 0.56 | 0.70 / 0.71 | 0.74 / 0.68 |
 | `--vision-hidden 64 --vision-lr-scale 0.02 --epochs 12` | 1080 | 0.85 | 0.43 | 0.48 | 0.66 | 0.74 |
 | `... --hidden 128` (LM twice as wide) | 1080 | 0.93 | 0.49 | 0.52 | 0.70 | 0.71 |
+| `--freeze-vision --init 0.125 --epochs 12` (1/sqrt(width) init) | 1080 | 0.84 | 0.34 | 0.48 | 0.66 | 0.75 |
+| `--vision-lr-scale 0.1 --init 0.125 --epochs 12` | 1080 | 0.82 | 0.40 | 0.51 | 0.65 | 0.75 |
 
 The kind of event (the background texture) is learnt, faster with a slowly trained tower than
 with a fixed one; the objects' colours and shapes stay near their majority words whatever the
@@ -67,6 +69,8 @@ def main() -> None:
     ap.add_argument("--freeze-vision", action="store_true")
     ap.add_argument("--vision-hidden", type=int, default=32, help="width of the tiny vision tower")
     ap.add_argument("--hidden", type=int, default=64, help="width of the tiny language model")
+    ap.add_argument("--init", type=float, default=0.02, help="initializer_range of the tiny backbone")
+    ap.add_argument("--layers", type=int, default=2, help="language-model layers of the tiny backbone")
     ap.add_argument("--vision-lr-scale", type=float, default=1.0, help="vision tower lr = lr x this (when trained)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -87,7 +91,8 @@ def main() -> None:
     train, held = docs[: -args.held_out], docs[-args.held_out:]
     work = Path(tempfile.mkdtemp())
     build_tiny_qwen3_vl(work / "base", corpus=[q.text for q in bench.queries()] + [d.caption for d in docs], seed=0,
-                        vision_hidden=args.vision_hidden, hidden_size=args.hidden)
+                        vision_hidden=args.vision_hidden, hidden_size=args.hidden, initializer_range=args.init,
+                        num_layers=args.layers)
     _, proc = load_backbone(work / "base")
     clips = ClipStore(bench, fps=2.0, max_frames=args.max_frames)
     category = {w: c for c, words in CATEGORIES.items() for w in words}

@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--lr2", type=float, default=2e-3)
     ap.add_argument("--max-frames", type=int, default=8)
     ap.add_argument("--val-depth", type=int, default=20)
+    ap.add_argument("--init", type=float, default=0.02, help="initializer_range of the tiny backbone")
+    ap.add_argument("--layers", type=int, default=2, help="language-model layers of the tiny backbone")
     ap.add_argument("--train-vision", action="store_true", help="train the vision tower too (default: frozen)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -76,7 +78,8 @@ def main() -> None:
     captions = {d.doc_id: d.caption for d in bench.corpus()}
     train_q, val_q, qrels = bench.queries("train"), bench.queries("val"), bench.qrels()
     work = Path(tempfile.mkdtemp())
-    build_tiny_qwen3_vl(work / "base", corpus=[q.text for q in bench.queries()] + list(captions.values()), seed=0)
+    build_tiny_qwen3_vl(work / "base", corpus=[q.text for q in bench.queries()] + list(captions.values()), seed=0,
+                        initializer_range=args.init, num_layers=args.layers)
     _, proc = load_backbone(work / "base")
     clips = ClipStore(bench, fps=2.0, max_frames=args.max_frames)
     quiet = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
