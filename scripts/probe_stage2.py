@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--val-depth", type=int, default=20)
     ap.add_argument("--init", type=float, default=0.02, help="initializer_range of the tiny backbone")
     ap.add_argument("--layers", type=int, default=2, help="language-model layers of the tiny backbone")
+    ap.add_argument("--hidden", type=int, default=64, help="language-model width of the tiny backbone")
     ap.add_argument("--train-vision", action="store_true", help="train the vision tower too (default: frozen)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -79,7 +80,7 @@ def main() -> None:
     train_q, val_q, qrels = bench.queries("train"), bench.queries("val"), bench.qrels()
     work = Path(tempfile.mkdtemp())
     build_tiny_qwen3_vl(work / "base", corpus=[q.text for q in bench.queries()] + list(captions.values()), seed=0,
-                        initializer_range=args.init, num_layers=args.layers)
+                        initializer_range=args.init, num_layers=args.layers, hidden_size=args.hidden)
     _, proc = load_backbone(work / "base")
     clips = ClipStore(bench, fps=2.0, max_frames=args.max_frames)
     quiet = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
