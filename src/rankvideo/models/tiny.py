@@ -257,15 +257,17 @@ def build_tiny_qwen3_vl(
 
     ``initializer_range`` is the standard deviation of the normal init of
     every weight matrix (language model, vision tower, mergers, head).
-    transformers' 0.02 is sized for widths in the thousands; at width 64 it
-    leaves the residual stream nearly blind to attention, and
-    ``scripts/probe_binding.py`` measures what 1/sqrt(width) changes.
+    transformers' 0.02 is sized for widths in the thousands; 1/sqrt(width) is
+    the usual scale for a narrow model, and ``scripts/probe_binding.py``
+    compares the two on this benchmark.
     """
     if isinstance(corpus, str):
         raise TypeError("corpus must be a list of strings, not one string")
     corpus = list(corpus)
     if not all(isinstance(t, str) for t in corpus):
         raise TypeError("corpus must be a list of strings")
+    if not initializer_range > 0:
+        raise ValueError(f"initializer_range must be > 0, got {initializer_range}")
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
     if num_heads % num_kv_heads:

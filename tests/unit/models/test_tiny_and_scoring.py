@@ -159,6 +159,8 @@ def test_initializer_range_sets_the_scale_of_every_weight_matrix(tmp_path):
     assert any(".visual." in f".{n}" for n in stds) and "lm_head.weight" in stds
     assert all(0.11 < s < 0.14 for s in stds.values()), stds
     assert json.loads((path / "build_info.json").read_text())["args"]["initializer_range"] == 0.125
+    with pytest.raises(ValueError, match="initializer_range"):
+        build_tiny_qwen3_vl(tmp_path / "zero", corpus=CORPUS, initializer_range=0.0)
 
 
 def test_yes_and_no_are_single_tokens(backbone):
