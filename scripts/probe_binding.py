@@ -36,6 +36,7 @@ its range over the readouts every 250 or 500 steps, and the smoothed training lo
 | `colour` | 2 layers, init 0.125, 16-pixel patches (36 visual tokens) | 1500 | 0.49-0.52 | 0.695 |
 | `colour` | 2 layers, width 256, init 0.0625 | 750 / 1000 | 0.54 / 0.72 | 0.699 / 0.674 |
 | `colour` | 2 layers, width 256, init 0.0625, `--seed 1` | 1500 | 0.45-0.55 | 0.694 |
+| `colour` | 2 layers, width 256, init 0.0625, `--seed 2` | 1500 | 0.43-0.57 | 0.693 |
 | `colour` | 4 layers, init 0.02 | 3000 | 0.41-0.58 | 0.693 |
 | `colour` | 6 layers, init 0.125 | 2250 | 0.46-0.56 | 0.693 |
 | `colour` | 4 layers, init 0.125, `--decoys 0.3` | 3000 | 0.49-0.56 | 0.509 (decoys are easy) |
@@ -52,7 +53,7 @@ combination, which every query needs: "red" in the query and a red object in the
 agree, and neither alone says anything, so at initialisation no gradient leads to the circuit that
 compares them (it is an XOR of the two). That is the plateau stage 2 starts on. It can be left,
 late and by chance: one of two seeds of a 4-layer backbone initialised at 1/sqrt(width) left it
-after about 2,500 steps and kept improving (AUC 0.84 at 6,000), one of two seeds of a 4x wider
+after about 2,500 steps and kept improving (AUC 0.84 at 6,000), one of three seeds of a 4x wider
 one after about 1,000; the other seeds stayed at chance as long as they ran.
 """
 
