@@ -113,6 +113,8 @@ def main() -> None:
     docs = bench.corpus()
     if any(d.truth is None for d in docs):
         sys.exit(f"{args.benchmark}: no ground truth in corpus.jsonl (the probe needs the embedded benchmark)")
+    if not 0 < args.held_out < len(docs):
+        sys.exit(f"--held-out must be between 1 and {len(docs) - 1} (the corpus has {len(docs)} videos)")
     shown = {d.doc_id: {(o["colour"], o["shape"]) for o in d.truth["scene"]["objects"]} for d in docs}
     colours = list(COLOURS)
     kind_of = {d.doc_id: d.truth["kind"] for d in docs}
