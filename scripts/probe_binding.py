@@ -106,6 +106,8 @@ def main() -> None:
     from rankvideo.data.synthetic.scenes import COLOURS, SHAPES
     from rankvideo.models.scoring import encode_pairs, score_batch
     from rankvideo.models.tiny import build_tiny_qwen3_vl, load_backbone
+    from rankvideo.modules.reranker import is_vision_parameter, optimizer_groups
+    from rankvideo.stages.teacher import roc_auc
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -161,17 +163,12 @@ def main() -> None:
     rng = random.Random(args.seed)
     held_questions = [(d, *question(d, rng)) for d in held for _ in range(3)]
 
-    vision = [p for n, p in model.named_parameters() if ".visual." in f".{n}"]
-    vision_ids = {id(p) for p in vision}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in vision_ids], "lr": args.lr}]
-    for p in vision:
-        p.requires_grad_(args.vision_lr_scale > 0)
-    if args.vision_lr_scale > 0:
-        groups.append({"params": vision, "lr": args.lr * args.vision_lr_scale})
-    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    for name, p in model.named_parameters():
+        p.requires_grad_(args.vision_lr_scale > 0 or not is_vision_parameter(name))
+    opt = torch.optim.AdamW(optimizer_groups(model.named_parameters(), args.lr, args.vision_lr_scale), weight_decay=0.0)
     bce = torch.nn.BCEWithLogitsLoss()
 
-    def held_out() -> tuple[float, float]:
+    def held_out() -> tuple[float, float | None]:
         model.eval()
         scores, labels = [], []
         with torch.no_grad():
@@ -182,10 +179,7 @@ def main() -> None:
                 labels += [y for _, _, y in chunk]
         model.train()
         acc = sum((s > 0) == (y > 0.5) for s, y in zip(scores, labels)) / len(labels)
-        pos = [s for s, y in zip(scores, labels) if y > 0.5]
-        neg = [s for s, y in zip(scores, labels) if y <= 0.5]
-        auc = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / max(len(pos) * len(neg), 1)
-        return acc, auc
+        return acc, roc_auc(scores, [y > 0.5 for y in labels])  # None when one answer is missing
 
     t0, smoothed = time.perf_counter(), None
     model.train()
@@ -203,7 +197,8 @@ def main() -> None:
         smoothed = loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
         if step % args.every == 0 or step == args.steps:
             acc, auc = held_out()
-            print(json.dumps({"step": step, "loss": round(smoothed, 4), "held_acc": round(acc, 3), "held_auc": round(auc, 3),
+            print(json.dumps({"step": step, "loss": round(smoothed, 4), "held_acc": round(acc, 3),
+                              "held_auc": None if auc is None else round(auc, 3),
                               "seconds": round(time.perf_counter() - t0)}), flush=True)
 
 

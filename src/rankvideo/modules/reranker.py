@@ -31,6 +31,22 @@ from .peft_setup import apply_peft, quantization_config
 log = logging.getLogger(__name__)
 
 
+def is_vision_parameter(name: str) -> bool:
+    """A parameter of the vision tower or its mergers (Qwen-VL names them under `visual`)."""
+    return ".visual." in f".{name}"
+
+
+def optimizer_groups(named_parameters, lr: float, vision_lr_scale: float = 1.0) -> list[dict]:
+    """AdamW parameter groups of the trainable parameters: the language model (and everything else)
+    at `lr`, then the vision tower, if any of it trains, at `lr * vision_lr_scale`."""
+    named = [(n, p) for n, p in named_parameters if p.requires_grad]
+    vision = [p for n, p in named if is_vision_parameter(n)]
+    groups = [{"params": [p for n, p in named if not is_vision_parameter(n)], "lr": lr}]
+    if vision:
+        groups.append({"params": vision, "lr": lr * vision_lr_scale})
+    return groups
+
+
 class BackboneModule(L.LightningModule):
     def __init__(self, *, model_path: str, dtype: str | None = None, trust_remote_code: bool = False,
                  peft: dict | None = None, init_adapter: str | None = None, lr: float = 1e-4,
@@ -56,7 +72,7 @@ class BackboneModule(L.LightningModule):
         if self.freeze_vision:
             # The vision tower and its mergers keep their weights (LoRA leaves them untouched too).
             for name, p in self.model.named_parameters():
-                if ".visual." in f".{name}":
+                if is_vision_parameter(name):
                     p.requires_grad_(False)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.model.parameters())
@@ -67,12 +83,7 @@ class BackboneModule(L.LightningModule):
 
         # The vision tower (and its mergers) in its own group at lr * vision_lr_scale. Matched by
         # name: under FSDP with flattened parameters the names are gone and one group remains.
-        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        vision = [p for n, p in named if ".visual." in f".{n}"]
-        rest = [p for n, p in named if ".visual." not in f".{n}"]
-        groups = [{"params": rest, "lr": self.lr}]
-        if vision:
-            groups.append({"params": vision, "lr": self.lr * self.vision_lr_scale})
+        groups = optimizer_groups(self.named_parameters(), self.lr, self.vision_lr_scale)
         opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         sched = get_cosine_schedule_with_warmup(opt, int(self.warmup_ratio * total), total)
