@@ -71,3 +71,10 @@ def test_probe_binding_learns_from_the_words_alone(ranked):
     assert [r["step"] for r in rows] == [30, 60]
     assert rows[-1]["held_auc"] >= 0.95 and rows[-1]["held_acc"] >= 0.9, rows
     assert rows[-1]["loss"] < rows[0]["loss"], rows
+
+
+def test_probe_binding_refuses_a_held_out_share_that_leaves_nothing_to_train(ranked):
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "probe_binding.py"), "--benchmark", ranked.paths.benchmark,
+                        "--held-out", "30"], capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0
+    assert "--held-out must be between 1 and 29 (the corpus has 30 videos)" in p.stderr
