@@ -62,11 +62,14 @@ def test_oracle_rerank_prints_every_oracle_and_the_judgments_bound_them(ranked):
     assert all(0.0 <= v <= values["qrels"] + 1e-12 for v in values.values())
 
 
-def test_probe_binding_learns_from_the_words_alone(ranked):
+@pytest.mark.parametrize("context", ["video", "caption"])
+def test_probe_binding_learns_from_the_words_alone(ranked, context):
     # The `text` control: the answer is set by the colour word, so the score must separate the
-    # held-out questions after a few dozen steps (the `colour` task is the one that does not).
+    # held-out questions after a few dozen steps (the `colour` task is the one that does not),
+    # whether the question is asked about the frames or about the caption written as text.
     out = _run(str(REPO / "scripts" / "probe_binding.py"), "--benchmark", ranked.paths.benchmark, "--task", "text",
-               "--init", "0.125", "--steps", "60", "--every", "30", "--held-out", "6", "--max-frames", "4")
+               "--context", context, "--init", "0.125", "--steps", "60", "--every", "30", "--held-out", "6",
+               "--max-frames", "4")
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert [r["step"] for r in rows] == [30, 60]
     assert rows[-1]["held_auc"] >= 0.95 and rows[-1]["held_acc"] >= 0.9, rows
@@ -78,3 +81,10 @@ def test_probe_binding_refuses_a_held_out_share_that_leaves_nothing_to_train(ran
                         "--held-out", "30"], capture_output=True, text=True, timeout=300)
     assert p.returncode != 0
     assert "--held-out must be between 1 and 29 (the corpus has 30 videos)" in p.stderr
+
+
+def test_probe_binding_refuses_a_pretrained_text_model_on_frames(ranked):
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "probe_binding.py"), "--benchmark", ranked.paths.benchmark,
+                        "--pretrained-lm", "12"], capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0
+    assert "--pretrained-lm is a text-only language model: add --context caption" in p.stderr
