@@ -71,8 +71,9 @@ late and by chance: one of two seeds of a 4-layer backbone initialised at 1/sqrt
 after about 2,500 steps and kept improving (AUC 0.84 at 6,000), one of three seeds of a 4x wider
 one after about 1,000; the other seeds stayed at chance as long as they ran.
 
-The missing piece is in the language model, not in the eyes. With the caption as text
-(`--context caption`, same settings; the SmolLM2 runs at lr 5e-5 and one thread each, side by side):
+The first missing piece is in the language model. With the caption as text (`--context caption`,
+same settings; the SmolLM2 runs at lr 5e-5 and one thread each, side by side, unless the row says
+otherwise):
 
 | task | backbone | steps | held-out AUC | loss |
 |---|---|---|---|---|
@@ -89,9 +90,8 @@ The missing piece is in the language model, not in the eyes. With the caption as
 Finding "yellow" among the words of a description is the simplest form of the comparison, and the
 tiny backbone does not learn it in 15,000 steps, nor with four times the batch (a 4-layer one
 creeps to 0.66 in 8,000); the pretrained language model learns it within 200 steps, the same
-architecture from scratch does not. The
-binding the reranker needs comes from pre-training, which the default backbone (random weights,
-as its issue asks) does not have. Pre-training of the language model alone is not enough, though:
+architecture from scratch does not. The binding the reranker needs comes from pre-training, which
+the default backbone (random weights, as its issue asks) does not have. Pre-training of the language model alone is not enough, though:
 given the frames through a freshly initialised projector (the last row) it stays at chance for 300
 steps. That is the LLaVA recipe without its first step, which trains the projector on captions
 (the analogue of RankVideo's stage 1) so that visual tokens land where the model's words are; that
