@@ -35,6 +35,7 @@ then a two-layer projector trained at `--projector-lr`, in place of the video in
     python scripts/probe_binding.py --task colour --context caption --pretrained-lm 12 --lr 5e-5 --steps 200 --every 100
     python scripts/probe_binding.py --task colour --context caption --pretrained-lm 12 --lm-from-scratch --lr 5e-5 --steps 200 --every 100
     python scripts/probe_binding.py --task colour --pretrained-lm 12 --lr 5e-5 --steps 300 --every 100 --threads 2
+    python scripts/probe_binding.py --task colour --pretrained-lm 12 --lr 5e-5 --align-steps 150 --steps 150 --every 50 --threads 2
 
 Measured on 2 CPU cores, 2026-11-30 (batch 8, 8 frames per clip, lr 2e-3, vision tower frozen,
 one thread per run, two to four runs side by side; held-out AUC over 240 questions on 80 videos,
@@ -95,7 +96,11 @@ the default backbone (random weights, as its issue asks) does not have. Pre-trai
 given the frames through a freshly initialised projector (the last row) it stays at chance for 300
 steps. That is the LLaVA recipe without its first step, which trains the projector on captions
 (the analogue of RankVideo's stage 1) so that visual tokens land where the model's words are; that
-alignment is the next thing to measure with `FramesToLM`.
+alignment is `--align-steps` (not measured yet: one aligned run of 12 layers takes about half an
+hour of both cores). Note that a cut model writes text badly before training: the caption NLL of
+`<think>{caption}</think>` after the stage-1 prompt, text only, is 21.8 nats per token with the
+first 12 layers, 19.5 with 2 and 3.6 with all 30, so the alignment also has to refit the output
+side.
 """
 
 from __future__ import annotations
