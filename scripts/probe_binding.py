@@ -97,10 +97,10 @@ given the frames through a freshly initialised projector (the last row) it stays
 steps. That is the LLaVA recipe without its first step, which trains the projector on captions
 (the analogue of RankVideo's stage 1) so that visual tokens land where the model's words are; that
 alignment is `--align-steps` (not measured yet: one aligned run of 12 layers takes about half an
-hour of both cores). Note that a cut model writes text badly before training: the caption NLL of
-`<think>{caption}</think>` after the stage-1 prompt, text only, is 21.8 nats per token with the
-first 12 layers, 19.5 with 2 and 3.6 with all 30, so the alignment also has to refit the output
-side.
+hour of both cores). Note that a cut model writes text badly before training: the NLL of one
+benchmark caption as `<think>{caption}</think>` after the stage-1 prompt, text only (measured ad
+hoc with `load_smollm2` and the model's own loss), is 21.8 nats per token with the first 12
+layers, 19.5 with 2 and 3.6 with all 30, so the alignment also has to refit the output side.
 """
 
 from __future__ import annotations
