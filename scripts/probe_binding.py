@@ -280,17 +280,21 @@ def main() -> None:
         acc = sum((s > 0) == (y > 0.5) for s, y in zip(scores, labels)) / len(labels)
         return acc, roc_auc(scores, [y > 0.5 for y in labels])  # None when one answer is missing
 
+    def update(loss, smoothed: float | None) -> float:
+        """One optimiser step; returns the running mean of the loss."""
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
+
     t0, smoothed = time.perf_counter(), None
     model.train()
     for step in range(1, args.align_steps + 1):  # the projector learns where the model's words are
         batch = [rng.choice(train) for _ in range(args.batch_size)]
         video = encode_pairs(tiny_proc, [clip(d) for d in batch], ["caption"] * len(batch))
         loss = model.caption_loss(model.encode_captions(proc, video, [caption_of[d] for d in batch]))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        smoothed = loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
+        smoothed = update(loss, smoothed)
         if step % args.every == 0 or step == args.align_steps:
             print(json.dumps({"align_step": step, "caption_loss": round(smoothed, 4),
                               "seconds": round(time.perf_counter() - t0)}), flush=True)
@@ -302,11 +306,7 @@ def main() -> None:
               for d in batch]
         enc = encode(batch, [q for q, _ in qa])
         loss = bce(score(enc), torch.tensor([y for _, y in qa]))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        smoothed = loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
+        smoothed = update(loss, smoothed)
         if step % args.every == 0 or step == args.steps:
             acc, auc = held_out()
             print(json.dumps({"step": step, "loss": round(smoothed, 4), "held_acc": round(acc, 3),
