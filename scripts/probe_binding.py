@@ -222,9 +222,9 @@ def main() -> None:
     if args.pretrained_lm:
         tiny, tiny_proc = model, proc
         model, proc = load_smollm2(args.pretrained_lm, from_scratch=args.lm_from_scratch)
-        if args.context == "video":
-            adapter = FramesToLM(tiny, model, yes_no_token_ids(proc))
     yes_no = yes_no_token_ids(proc)
+    if args.pretrained_lm and args.context == "video":
+        adapter = FramesToLM(tiny, model, yes_no)
     clips = ClipStore(bench, fps=2.0, max_frames=args.max_frames)
     cache: dict = {}
 
@@ -343,20 +343,23 @@ class FramesToLM:
                                        tokenize=False, add_generation_prompt=True) + tail
         return [tok(t, add_special_tokens=False, return_tensors="pt").input_ids[0] for t in text.split(self.MARKER)]
 
+    @staticmethod
+    def _video(video) -> dict:
+        return {"pixel_values_videos": video["pixel_values_videos"], "video_grid_thw": video["video_grid_thw"]}
+
     def encode(self, tok, video, questions: list[str]) -> dict:
         from rankvideo.models.prompts import ANSWER_PREFIX, SYSTEM, USER
 
-        return {"pixel_values_videos": video["pixel_values_videos"], "video_grid_thw": video["video_grid_thw"],
+        return {**self._video(video),
                 "parts": [self._split(tok, SYSTEM, USER.format(query=q), ANSWER_PREFIX) for q in questions]}
 
     def encode_captions(self, tok, video, captions: list[str]) -> dict:
         from rankvideo.models.prompts import CAPTION_SYSTEM, CAPTION_USER, THINK_CLOSE, THINK_OPEN
 
-        batch = self.encode(tok, video, [])
-        batch["parts"] = [self._split(tok, CAPTION_SYSTEM, CAPTION_USER, "") for _ in captions]
-        batch["targets"] = [tok(THINK_OPEN + c + THINK_CLOSE, add_special_tokens=False, return_tensors="pt").input_ids[0]
-                            for c in captions]
-        return batch
+        return {**self._video(video),
+                "parts": [self._split(tok, CAPTION_SYSTEM, CAPTION_USER, "") for _ in captions],
+                "targets": [tok(THINK_OPEN + c + THINK_CLOSE, add_special_tokens=False, return_tensors="pt").input_ids[0]
+                            for c in captions]}
 
     def parameters(self):
         return [*self.lm.parameters(), *self.projector.parameters()]
@@ -375,7 +378,8 @@ class FramesToLM:
         with torch.no_grad():
             visual = self.tiny.model.get_video_features(batch["pixel_values_videos"], batch["video_grid_thw"]).pooler_output
         embed = self.lm.get_input_embeddings()
-        targets = batch.get("targets") or [torch.zeros(0, dtype=torch.long)] * len(visual)
+        captioning = "targets" in batch
+        targets = batch["targets"] if captioning else [torch.zeros(0, dtype=torch.long)] * len(visual)
         rows = [torch.cat([embed(before), self.projector(v), embed(after), embed(t)])
                 for (before, after), v, t in zip(batch["parts"], visual, targets)]
         longest = max(len(r) for r in rows)
@@ -388,7 +392,7 @@ class FramesToLM:
             if len(t):
                 labels[i, longest - len(t):] = t
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        if batch.get("targets"):
+        if captioning:
             kwargs["labels"] = labels
         return self.lm(inputs_embeds=x, attention_mask=mask, position_ids=positions, **kwargs)
 
