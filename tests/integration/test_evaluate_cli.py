@@ -76,3 +76,22 @@ def test_cli_reads_multivent_judgments_and_official_json_run(tmp_path):
     p = _cli(tmp_path, f"run={tmp_path / 'run.json'}", f"qrels={tmp_path / 'judgments.jsonl'}", f"out={out}")
     assert p.returncode == 0, p.stderr
     assert json.loads(out.read_text())["nDCG@10"] == pytest.approx(0.2656, abs=5e-5)
+
+
+@pytest.mark.parametrize("run_text, message", [
+    ("", "the run ranks no document"),
+    ("zz1 Q0 d1 1 1.0 x\n", "share no query id"),
+])
+def test_cli_refuses_an_empty_or_unrelated_run_in_one_line(tmp_path, run_text, message):
+    run = tmp_path / "run.trec"
+    run.write_text(run_text)
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    p = subprocess.run([sys.executable, str(REPO / "src" / "evaluate.py"), f"run={run}", f"qrels={TREC / 'qrels.test'}",
+                        f"paths.experiments={tmp_path / 'experiments'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+                       cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 2
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and message in lines[0] and "run.trec" in lines[0] and "qrels.test" in lines[0]
+    assert "Traceback" not in p.stderr
+    ok = _cli(tmp_path, f"run={run}", f"qrels={TREC / 'qrels.test'}", "allow_empty=true")
+    assert ok.returncode == 0, ok.stderr

@@ -89,7 +89,7 @@ class Benchmark:
             tsv = self.root / f"queries_{s}.tsv"
             if not tsv.exists():
                 continue
-            with open(tsv, encoding="utf-8") as f:
+            with open(tsv, encoding="utf-8-sig") as f:
                 for lineno, line in enumerate(f, 1):
                     if not line.strip():
                         continue

@@ -58,7 +58,7 @@ def read_queries_csv(path: PathLike) -> dict[str, str]:
 def read_queries_tsv(path: PathLike) -> dict[str, str]:
     """RankVideo queries: `qid<TAB>text` per line."""
     out: dict[str, str] = {}
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -127,7 +127,7 @@ def read_qrels_any(path: PathLike) -> Qrels:
 
 
 def read_videos2queries(path: PathLike) -> dict[str, list[str]]:
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         try:
             data = json.load(fh)
         except json.JSONDecodeError as e:

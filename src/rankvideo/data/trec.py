@@ -73,7 +73,7 @@ def iter_jsonl(path: PathLike, required: Iterable[str] = (), what: str = "a line
     """(line number, object) for each non-blank line of a JSONL file. A line that is not JSON,
     not an object, or lacks a `required` key raises FormatError naming the file and the line."""
     required = tuple(required)
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -157,7 +157,7 @@ def _check_id(value: str, what: str) -> str:
 
 
 def _iter_lines(path: PathLike) -> Iterable[tuple[int, list[str]]]:
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, start=1):
             cols = line.split()
             if cols:  # blank lines carry nothing; trec_eval skips them too
@@ -294,7 +294,7 @@ def write_qrels(path: PathLike, qrels: Mapping[str, Mapping[str, int]]) -> None:
 def read_json_run(path: PathLike) -> Run:
     """Read a ``{qid: {doc_id: score}}`` JSON run, validating every value."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise FormatError(path, f"invalid JSON: {exc.msg} (column {exc.colno})",

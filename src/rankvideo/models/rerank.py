@@ -9,6 +9,7 @@ not scored again); the run file itself is written atomically at the end.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -36,16 +37,36 @@ def shard_progress_file(progress_file: Path, rank: int, world: int) -> Path:
     return progress_file if world == 1 else progress_file.with_name(f"{progress_file.stem}.rank{rank}{progress_file.suffix}")
 
 
-def read_progress(progress_file: Path, fingerprint: str, skipped: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
-    """Completed videos of earlier (or other ranks') runs with the same fingerprint, from
-    `progress_file` and its per-rank siblings, whatever the number of ranks that wrote them; files
-    of another configuration are ignored, and a line cut by an interruption ends its file. Videos
+def pair_key(query_text: str, video: str = "") -> str:
+    """What decides one pair's score besides the run-level fingerprint (model, scoring settings):
+    the query's text and the video (its identity, e.g. path and size). A stored score is reused
+    only under the same key."""
+    return hashlib.sha256(json.dumps([query_text, video]).encode()).hexdigest()[:16]
+
+
+def _complete_lines(path: Path) -> tuple[list[str], int]:
+    """The file's complete lines (each ended by a newline) and the byte length they span; a tail
+    without its newline is a record cut by an interruption."""
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    return data[:end].decode("utf-8").splitlines(), end
+
+
+def read_progress(progress_file: Path, fingerprint: str, skipped: dict[str, str] | None = None
+                  ) -> dict[str, dict[str, tuple[float, str]]]:
+    """Scored pairs of earlier (or other ranks') runs with the same fingerprint, from
+    `progress_file` and its per-rank siblings, whatever the number of ranks that wrote them:
+    doc_id -> {qid: (score, pair key)}, later records overriding earlier ones. Files of another
+    configuration are ignored. Only complete records count: a line cut by an interruption (the
+    tail) or damaged (not JSON) is left out and logged, so its pairs are scored again. Videos
     recorded as skipped are not done (a resumed run tries them again); they go into `skipped`."""
-    done: dict[str, dict[str, float]] = {}
+    done: dict[str, dict[str, tuple[float, str]]] = {}
     files = sorted(progress_file.parent.glob(f"{progress_file.stem}*{progress_file.suffix}")) if progress_file.parent.is_dir() else []
     for path in files:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        lines, end = _complete_lines(path)
+        if end < path.stat().st_size:
+            log.warning("%s: its last record was cut by an interruption (%d bytes); those pairs are scored again",
+                        path, path.stat().st_size - end)
         try:
             header = json.loads(lines[0]) if lines else {}
         except json.JSONDecodeError:
@@ -53,37 +74,62 @@ def read_progress(progress_file: Path, fingerprint: str, skipped: dict[str, str]
         if header.get("fingerprint") != fingerprint:
             log.info("progress file %s belongs to another run configuration: not reused", path)
             continue
-        for line in lines[1:]:
+        for lineno, line in enumerate(lines[1:], 2):
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a line cut by the interruption: that video is scored again
+                doc = row["doc_id"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                log.warning("%s line %d: not a complete record (damaged by an interruption); ignored", path, lineno)
+                continue
             if "skipped" in row:
                 if skipped is not None:
-                    skipped[row["doc_id"]] = row["skipped"]
+                    skipped[doc] = row["skipped"]
                 continue
-            done[row["doc_id"]] = row["scores"]
+            keys = row.get("keys", {})
+            entry = done.setdefault(doc, {})
+            for qid, score in row.get("scores", {}).items():
+                entry[qid] = (float(score), keys.get(qid, ""))
             if skipped is not None:
-                skipped.pop(row["doc_id"], None)
+                skipped.pop(doc, None)
     return done
 
 
 class VideoScoringRun:
     """The bookkeeping of one reranking run on one rank: which videos are its share (every
-    `world`-th video of the sorted plan, from `rank`), which are already done (in any rank's progress
-    file), and `score_one(doc)`, which scores a video's pairs and appends them to this rank's
-    progress file (flushed, so an interruption loses at most the video in flight)."""
+    `world`-th video of the sorted plan, from `rank`), which of their pairs are already scored
+    under the same pair key (in any rank's progress file), and `score_one(doc)`, which scores the
+    video's missing or changed pairs and appends them to this rank's progress file (flushed, so an
+    interruption loses at most the video in flight).
+
+    `key(doc, qid)` is each pair's key (default: `pair_key` of the query text); a stored score
+    under another key (the query text or the video changed) is scored again ("rescored")."""
 
     def __init__(self, plan: Mapping[str, list[str]], queries: Mapping[str, str],
                  score_video: Callable[[str, list[str]], list[float]], *, progress_file: Path, fingerprint: str,
-                 skip: Callable[[str], str | None] | None = None, rank: int = 0, world: int = 1):
+                 skip: Callable[[str], str | None] | None = None, rank: int = 0, world: int = 1,
+                 key: Callable[[str, str], str] | None = None):
         self.plan, self.queries, self.score_video, self.skip = plan, queries, score_video, skip
+        self.key = key or (lambda doc, qid: pair_key(queries[qid]))
         self.progress_file, self.fingerprint = Path(progress_file), fingerprint
         self.rank, self.world = rank, world
         self.done = read_progress(self.progress_file, fingerprint)
         share = [d for i, d in enumerate(sorted(plan)) if i % world == rank]
-        self.todo = [d for d in share if d not in self.done]
-        self.stats = {"videos": len(plan), "videos_resumed": sum(1 for d in share if d in self.done), "pairs_scored": 0,
+        self.need: dict[str, list[str]] = {}
+        resumed = rescored = 0
+        for d in share:
+            stored = self.done.get(d, {})
+            need = []
+            for q in plan[d]:
+                if q in stored and stored[q][1] == self.key(d, q):
+                    resumed += 1
+                else:
+                    rescored += q in stored
+                    need.append(q)
+            if need:
+                self.need[d] = need
+        self.todo = [d for d in share if d in self.need]
+        self.stats = {"videos": len(plan), "videos_resumed": sum(1 for d in share if d not in self.need),
+                      "pairs_resumed": resumed, "pairs_rescored": rescored, "pairs_scored": 0,
                       "videos_skipped": 0, "skipped": {}, "seconds": None, "pairs_per_s": None}
         self._out = None
         self._t0 = time.perf_counter()
@@ -93,25 +139,31 @@ class VideoScoringRun:
         mine.parent.mkdir(parents=True, exist_ok=True)
         fresh = True
         if mine.exists():
-            with open(mine, encoding="utf-8") as f:
-                first = f.readline()
+            lines, end = _complete_lines(mine)
             try:
-                fresh = json.loads(first).get("fingerprint") != self.fingerprint
+                fresh = json.loads(lines[0]).get("fingerprint") != self.fingerprint if lines else True
             except json.JSONDecodeError:
                 fresh = True
+            if not fresh and end < mine.stat().st_size:
+                # A record cut by an interruption: remove it, so the next record starts on its own line.
+                log.warning("%s: removing a record cut by an interruption (%d bytes) before appending",
+                            mine, mine.stat().st_size - end)
+                with open(mine, "r+b") as f:
+                    f.truncate(end)
         if fresh:  # this rank's file of another configuration (or none): start it over
             mine.write_text(json.dumps({"fingerprint": self.fingerprint}) + "\n")
-        if self.stats["videos_resumed"]:
-            log.info("resuming: %d of this rank's %d videos already scored (%s)", self.stats["videos_resumed"],
-                     self.stats["videos_resumed"] + len(self.todo), mine)
+        if self.stats["pairs_resumed"]:
+            log.info("resuming: %d pairs already scored (%d videos complete), %d to score again because their query or "
+                     "video changed (%s)", self.stats["pairs_resumed"], self.stats["videos_resumed"],
+                     self.stats["pairs_rescored"], mine)
         self._out = open(mine, "a", encoding="utf-8")
-        self._bar = progress(sum(len(self.plan[d]) for d in self.todo),
+        self._bar = progress(sum(len(self.need[d]) for d in self.todo),
                              "rerank" if self.world == 1 else f"rerank (rank {self.rank} of {self.world})", "pair")
         self._t0 = time.perf_counter()
         return self
 
     def score_one(self, doc: str) -> None:
-        qids = self.plan[doc]
+        qids = self.need.get(doc, self.plan[doc])
         reason = self.skip(doc) if self.skip else None
         if reason:
             self.stats["videos_skipped"] += 1
@@ -122,9 +174,11 @@ class VideoScoringRun:
         else:
             scores = self.score_video(doc, [self.queries[q] for q in qids])
             row = {qid: float(s) for qid, s in zip(qids, scores)}
-            self._out.write(json.dumps({"doc_id": doc, "scores": row}) + "\n")
+            keys = {qid: self.key(doc, qid) for qid in qids}
+            self._out.write(json.dumps({"doc_id": doc, "scores": row, "keys": keys}) + "\n")
             self._out.flush()
-            self.done[doc] = row
+            entry = self.done.setdefault(doc, {})
+            entry.update({q: (row[q], keys[q]) for q in qids})
             self.stats["pairs_scored"] += len(qids)
         self._bar.update(len(qids))
         self._bar.set_postfix(pairs_per_s=f"{self.stats['pairs_scored'] / max(time.perf_counter() - self._t0, 1e-9):.1f}",
@@ -139,13 +193,18 @@ class VideoScoringRun:
         self.stats["seconds"] = round(seconds, 2)
         self.stats["pairs_per_s"] = round(self.stats["pairs_scored"] / seconds, 2) if seconds else None
 
-    def scores_by_query(self, done: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
-        """qid -> {doc: score} of the completed videos of the plan (default: those this rank knows)."""
+    def scores_by_query(self, done: Mapping[str, Mapping[str, tuple[float, str]]] | None = None) -> dict[str, dict[str, float]]:
+        """qid -> {doc: score} of the plan's pairs scored under their current key (default: the
+        pairs this rank knows)."""
+        done = self.done if done is None else done
         by_query: dict[str, dict[str, float]] = {}
-        for doc in sorted(done if done is not None else self.done):
-            if doc in self.plan:
-                for qid, s in (done if done is not None else self.done)[doc].items():
-                    by_query.setdefault(qid, {})[doc] = s
+        for doc in sorted(done):
+            if doc not in self.plan:
+                continue
+            for qid in self.plan[doc]:
+                got = done[doc].get(qid)
+                if got is not None and got[1] == self.key(doc, qid):
+                    by_query.setdefault(qid, {})[doc] = got[0]
         return by_query
 
 

@@ -3,6 +3,7 @@ commands (`python -m rankvideo.stages NAME`) call the same functions; tests call
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 # stage name -> (module, function)
@@ -10,18 +11,30 @@ STAGES = {
     "synthesize": ("synthesize", "run"),
     "retrieve": ("retrieve", "run"),
     "teacher": ("teacher", "run"),
+    "pretrain": ("pretrain", "run"),
     "build_model": ("build_model", "run"),
     "stage1": ("curriculum", "run_stage1"),
     "stage2": ("curriculum", "run_stage2"),
     "rerank": ("rerank", "run"),
     "rerank_stage1": ("rerank", "run_stage1_only"),
+    "rerank_zeroshot": ("rerank", "run_zeroshot"),
     "evaluate": ("evaluate", "run"),
     "train": ("train", "run"),
 }
 
 
 def stage_fn(name: str):
+    """The stage's `run(cfg, ...)`, validating the config (`rankvideo.utils.validate`) before any work."""
     if name not in STAGES:
         raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
-    module, fn = STAGES[name]
-    return getattr(importlib.import_module(f"rankvideo.stages.{module}"), fn)
+    module, fn_name = STAGES[name]
+    fn = getattr(importlib.import_module(f"rankvideo.stages.{module}"), fn_name)
+
+    @functools.wraps(fn)
+    def checked(cfg, *args, **kwargs):
+        from ..utils.validate import validate_config
+
+        validate_config(cfg)
+        return fn(cfg, *args, **kwargs)
+
+    return checked

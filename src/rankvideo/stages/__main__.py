@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     OmegaConf.set_struct(cfg, True)  # reading an undeclared key raises instead of returning None
     # The stage sees only its declared params; the grouping key of the MLflow runs of one
     # `dvc repro` is computed from the whole params.yaml so that every stage gets the same one.
-    stage_fn(args.stage)(cfg, source="dvc", pipeline_cfg=OmegaConf.load("params.yaml"))
+    from .cli import one_line_errors
+
+    with one_line_errors(args.stage):
+        stage_fn(args.stage)(cfg, source="dvc", pipeline_cfg=OmegaConf.load("params.yaml"))
     return 0
 
 

@@ -24,15 +24,35 @@ from ..utils.io import write_json
 log = logging.getLogger(__name__)
 
 
+class NothingToEvaluateError(ValueError):
+    """A run with no ranking, or none for a judged query: every measure would be a silent 0."""
+
+
+def check_overlap(run: dict, qrels: dict, run_path, qrels_path) -> None:
+    """Refuse an empty run, or a run that ranks no query the qrels judge, naming both files."""
+    ranked = {q for q, docs in run.items() if docs}
+    if not ranked:
+        raise NothingToEvaluateError(f"{run_path}: the run ranks no document (empty file?); nothing to evaluate against "
+                                     f"{qrels_path} (pass allow_empty=true to report zeros)")
+    judged = {q for q, docs in qrels.items() if docs}
+    if not ranked & judged:
+        raise NothingToEvaluateError(
+            f"{run_path} and {qrels_path} share no query id (run: {', '.join(sorted(ranked)[:3])}...; qrels: "
+            f"{', '.join(sorted(judged)[:3])}...): wrong qrels for this run? (pass allow_empty=true to report zeros)")
+
+
 def evaluate_files(run_path: str, qrels_path: str, baseline_path: str | None = None, *, measures=None,
-                   relevance_level: int = 1) -> tuple[dict, str]:
+                   relevance_level: int = 1, allow_empty: bool = False) -> tuple[dict, str]:
     """Evaluate any run file against any qrels file (optionally against a baseline run, which also
-    breaks score ties). Returns the JSON dict and the printed table."""
+    breaks score ties). Returns the JSON dict and the printed table. An empty run, or one sharing
+    no query with the qrels, is an error unless `allow_empty`."""
     kwargs = {"relevance_level": relevance_level}
     if measures:
         kwargs["measures"] = tuple(measures)
     qrels = read_qrels_any(qrels_path)  # TREC qrels, or MultiVENT judgments JSONL by extension
     run = read_run(run_path)
+    if not allow_empty:
+        check_overlap(run, qrels, run_path, qrels_path)
     base = read_run(baseline_path) if baseline_path else None
     result = evaluate(run, qrels, tiebreak_run=base, **kwargs)
     comparison = compare(result, evaluate(base, qrels, **kwargs)) if base is not None else None
@@ -61,7 +81,8 @@ def _file_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None) ->
     inputs = [str(cfg.run), str(cfg.qrels)] + ([str(cfg.baseline)] if cfg.get("baseline") else [])
     with tracked_run(cfg, "evaluate", source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
         out, table = evaluate_files(str(cfg.run), str(cfg.qrels), cfg.get("baseline"),
-                                    measures=list(cfg.eval.measures), relevance_level=int(cfg.eval.relevance_level))
+                                    measures=list(cfg.eval.measures), relevance_level=int(cfg.eval.relevance_level),
+                                    allow_empty=bool(cfg.get("allow_empty", False)))
         print(table)
         if cfg.get("out"):
             write_json(cfg.out, out)
@@ -89,6 +110,8 @@ def _pipeline_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None
         for split in cfg.eval.splits:
             qrels = bench.qrels(split)
             qids = {q.qid for q in bench.queries(split)}
+            check_overlap({q: reranked[q] for q in reranked if q in qids}, qrels, cfg.paths.reranked_run,
+                          bench.qrels_path(split))
             fs, rr, comparison = evaluate_split(bench, split, first, reranked, **kwargs)
             write_json(out_dir / "details" / f"{split}.json", to_json_dict(rr, comparison))
             for system, res in (("first_stage", fs), ("rerank", rr)):

@@ -153,29 +153,102 @@ def run_context(parent_run_id: str | None = None, tags: Mapping[str, Any] | None
         _CONTEXT.reset(token)
 
 
+class TrackingError(RuntimeError):
+    """The MLflow store cannot be used; the message names it and says how to run without it."""
+
+
+# How long a stage waits for a store that another process holds (a UI, a parallel sweep job).
+RETRY_SECONDS = 60.0
+
+
+def _is_lock(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return "database is locked" in text or "database table is locked" in text or "busy" in text
+
+
+def _retrying(fn, what: str, uri: str, *, seconds: float | None = None):
+    """`fn()`, retried with backoff while the store is locked by another process; a store that
+    stays locked, or any other store failure, becomes a TrackingError naming the store."""
+    import time
+
+    deadline = time.monotonic() + (RETRY_SECONDS if seconds is None else seconds)
+    delay = 0.2
+    while True:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - MLflow and SQLAlchemy raise many kinds
+            if _is_lock(exc) and time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            cause = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            hint = ("another process holds it (an MLflow UI, a parallel job); close it or wait" if _is_lock(exc)
+                    else "the store is unreadable or corrupt; move it aside to start a new one")
+            raise TrackingError(f"MLflow store {uri}: {what} failed ({type(exc).__name__}: {cause}); {hint}, "
+                                "or run without tracking: tracking.enabled=false") from exc
+
+
 class StageRun:
     """What a stage sees of its MLflow run: metrics, artifacts, tags. A no-op when tracking is
-    disabled, so stage code never branches on it."""
+    disabled, so stage code never branches on it. Logging waits for a locked store; if the store
+    still fails, the failure is logged and the stage goes on: its outputs are on disk already, and
+    a tracking problem must not turn finished work into a failed command."""
 
-    def __init__(self, mlflow_mod=None, run_id: str | None = None):
+    def __init__(self, mlflow_mod=None, run_id: str | None = None, uri: str = ""):
         self._mlflow = mlflow_mod
         self.run_id = run_id
+        self.uri = uri
+        self.failures: list[str] = []
+
+    def _log(self, what: str, fn) -> None:
+        try:
+            _retrying(fn, what, self.uri)
+        except TrackingError as e:
+            self.failures.append(str(e))
+            log.warning("%s (the stage's outputs are written; rerun it to log them)", e)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if self._mlflow:
             clean = {_metric_key(k): float(v) for k, v in metrics.items() if v is not None}
-            self._mlflow.log_metrics(clean, step=step)
+            self._log("logging metrics", lambda: self._mlflow.log_metrics(clean, step=step))
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if self._mlflow and Path(path).exists():
             if Path(path).is_dir():
-                self._mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+                self._log("logging artifacts", lambda: self._mlflow.log_artifacts(str(path), artifact_path=artifact_path))
             else:
-                self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
+                self._log("logging an artifact", lambda: self._mlflow.log_artifact(str(path), artifact_path=artifact_path))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if self._mlflow:
-            self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+            self._log("setting tags", lambda: self._mlflow.set_tags({k: str(v) for k, v in tags.items()}))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_dead_runs(client, exp_id: str) -> list[str]:
+    """Runs left RUNNING by a process of this host that no longer exists (killed: SIGKILL, power
+    loss) are marked KILLED; returns their ids. Runs without a process tag (sweep parents, which
+    stay open across processes) are left alone."""
+    host = platform.node()
+    dead = []
+    for run in client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        pid = tags.get("rankvideo.pid")
+        if pid and tags.get("rankvideo.host") == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            dead.append(run.info.run_id)
+    if dead:
+        log.warning("marked %d MLflow runs KILLED: their process on this host is gone (%s)", len(dead), ", ".join(dead))
+    return dead
 
 
 def _global_rank() -> int:
@@ -193,18 +266,23 @@ def _metric_key(k: str) -> str:
 
 def _experiment(tcfg) -> tuple[str, str, str]:
     """Point MLflow at the configured store; (uri, experiment name, experiment id), created with
-    its artifact location on first use."""
+    its artifact location on first use. A locked store is waited for; an unusable one is a
+    TrackingError naming it."""
     import mlflow
 
     uri = absolute_sqlite_url(str(tcfg.uri))
     mlflow.set_tracking_uri(uri)
     name = str(tcfg.experiment)
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return uri, name, exp.experiment_id
-    location = Path(str(tcfg.artifact_location)).resolve()
-    location.mkdir(parents=True, exist_ok=True)
-    return uri, name, mlflow.create_experiment(name, artifact_location=location.as_uri())
+
+    def get_or_create() -> str:
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = Path(str(tcfg.artifact_location)).resolve()
+        location.mkdir(parents=True, exist_ok=True)
+        return mlflow.create_experiment(name, artifact_location=location.as_uri())
+
+    return uri, name, _retrying(get_or_create, f"opening experiment {name!r}", uri)
 
 
 def open_parent_run(cfg: DictConfig, name: str, *, tags: Mapping[str, Any] | None = None,
@@ -283,6 +361,8 @@ def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None,
         "mlflow.source.git.commit": git["commit"],
         "git.dirty": git["dirty"],
         "python": platform.python_version(),
+        "rankvideo.pid": os.getpid(),
+        "rankvideo.host": platform.node(),
     }
     versions = package_versions()
     for p in KEY_PACKAGES:
@@ -300,37 +380,48 @@ def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None,
     if context.get("parent_run_id"):
         tags["mlflow.parentRunId"] = context["parent_run_id"]
 
+    from mlflow import MlflowClient
+
+    _retrying(lambda: mark_dead_runs(MlflowClient(uri), exp_id), "checking for runs of killed processes", uri)
     resumed = None
     if resume_file is not None and Path(resume_file).exists():
         resumed = Path(resume_file).read_text().strip() or None
     if resumed:
-        run = mlflow.start_run(run_id=resumed)
-        mlflow.set_tags({"rankvideo.resumed": "true"})
+        run = _retrying(lambda: mlflow.start_run(run_id=resumed), f"reopening run {resumed}", uri)
+        _retrying(lambda: mlflow.set_tags({"rankvideo.resumed": "true", "rankvideo.pid": os.getpid(),
+                                           "rankvideo.host": platform.node()}), "tagging the run", uri)
         log.info("continuing MLflow run %s (stage %s)", resumed, stage)
     else:
         suffix = context.get("name_suffix")
-        run = mlflow.start_run(experiment_id=exp_id, run_name=f"{stage} {suffix}" if suffix else stage,
-                               tags={k: str(v) for k, v in tags.items()})
+        run = _retrying(lambda: mlflow.start_run(experiment_id=exp_id, run_name=f"{stage} {suffix}" if suffix else stage,
+                                                 tags={k: str(v) for k, v in tags.items()}), "starting a run", uri)
         if resume_file is not None:
             Path(resume_file).parent.mkdir(parents=True, exist_ok=True)
             Path(resume_file).write_text(run.info.run_id)
     status = "FAILED"
+    stage_run = StageRun(mlflow, run.info.run_id, uri)
     try:
         if not resumed:
             params = {k: ("None" if v is None else v) for k, v in flatten(resolved).items()}
             # MLflow caps a param value at 6000 characters and a batch at 100 params.
             items = [(k, str(v)[:6000]) for k, v in params.items()]
             for i in range(0, len(items), 100):
-                mlflow.log_params(dict(items[i:i + 100]))
+                _retrying(lambda: mlflow.log_params(dict(items[i:i + 100])), "logging params", uri)
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
             (Path(tmp) / "packages.json").write_text(json.dumps(versions, indent=1))
             (Path(tmp) / "data_versions.json").write_text(json.dumps(dv, indent=1))
             if git["dirty"]:
                 (Path(tmp) / "git_diff.patch").write_text(_git("diff", "HEAD") or "")
-            mlflow.log_artifacts(tmp, artifact_path="run_info")
+            stage_run.log_artifact(tmp, "run_info")
         log.info("MLflow run %s (stage %s) in experiment %r at %s", run.info.run_id, stage, name, uri)
-        yield StageRun(mlflow, run.info.run_id)
+        yield stage_run
         status = "FINISHED"
     finally:
-        mlflow.end_run(status=status)
+        try:
+            _retrying(lambda: mlflow.end_run(status=status), "closing the run", uri)
+        except TrackingError as e:
+            if status == "FINISHED":  # the stage's work is done and written: say so, do not fail it
+                log.warning("%s; the run stays RUNNING until the next stage marks it", e)
+            else:
+                raise

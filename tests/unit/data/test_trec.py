@@ -240,3 +240,22 @@ def test_format_error_is_value_error():
     err = FormatError("x.run", "bad", line=7)
     assert isinstance(err, ValueError) and str(err) == "x.run, line 7: bad"
     assert str(FormatError("x.json", "bad", key=json.dumps(["q"]))) == 'x.json, key ["q"]: bad'
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
+    """Spreadsheet tools and Windows editors start UTF-8 files with a BOM; it must not become part
+    of the first query id (a phantom query) in runs, qrels, JSON runs or query TSVs."""
+    from rankvideo.data.official import read_queries_tsv
+
+    run = tmp_path / "run.trec"
+    run.write_text("\ufeffq1 Q0 d1 1 2.0 x\nq1 Q0 d2 2 1.0 x\n", encoding="utf-8")
+    assert set(read_trec_run(run)) == {"q1"}
+    qrels = tmp_path / "qrels.trec"
+    qrels.write_text("\ufeffq1 0 d1 1\n", encoding="utf-8")
+    assert set(read_qrels(qrels)) == {"q1"}
+    js = tmp_path / "run.json"
+    js.write_text('\ufeff{"q1": {"d1": 1.0}}', encoding="utf-8")
+    assert set(read_run(js)) == {"q1"}
+    tsv = tmp_path / "queries.tsv"
+    tsv.write_text("\ufeffq1\ta flood\n", encoding="utf-8")
+    assert set(read_queries_tsv(tsv)) == {"q1"}

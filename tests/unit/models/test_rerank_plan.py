@@ -40,11 +40,57 @@ def test_score_run_skips_unreadable_videos_and_resumes(tmp_path, caplog):
     calls.clear()
     again, stats2 = score_run(plan, QUERIES, score, progress_file=progress, fingerprint="f1")
     assert stats2["videos_resumed"] == 2 and len(calls) == 2  # the lost video and c (no skip rule now)
+    assert stats2["pairs_resumed"] == 4 and stats2["pairs_rescored"] == 0  # a and b, two queries each
     # Another configuration never reuses the file.
     calls.clear()
     score_run(plan, QUERIES, score, progress_file=progress, fingerprint="other")
     assert sorted(calls) == ["a", "b", "c", "e"]
     assert json.loads(progress.read_text().splitlines()[0]) == {"fingerprint": "other"}
+
+
+def _score_counting(calls):
+    def score(doc, texts):
+        calls.extend((doc, t) for t in texts)
+        return [float(len(t)) + 0.5 * (doc == "b") for t in texts]
+    return score
+
+
+def test_a_record_cut_mid_line_is_removed_and_scored_again(tmp_path, caplog):
+    """A crash while appending leaves half a JSON line: the resumed run reads up to the last complete
+    record, removes the fragment before appending, and the next run finds every record intact."""
+    plan = rerank_plan(FIRST, QUERIES, depth=3)
+    progress = tmp_path / "progress.jsonl"
+    clean, _ = score_run(plan, QUERIES, _score_counting([]), progress_file=progress, fingerprint="f")
+    text = progress.read_text()
+    progress.write_text(text[: len(text) - 20])  # the last record loses its end (and its newline)
+    calls = []
+    with caplog.at_level(logging.WARNING):
+        resumed, stats = score_run(plan, QUERIES, _score_counting(calls), progress_file=progress, fingerprint="f")
+    assert "cut by an interruption" in caplog.text
+    assert resumed == clean and len(calls) == len(plan[sorted(plan)[-1]])  # only the cut video again
+    assert all(json.loads(line) for line in progress.read_text().splitlines())  # no glued fragment
+    calls.clear()
+    again, stats = score_run(plan, QUERIES, _score_counting(calls), progress_file=progress, fingerprint="f")
+    assert again == clean and calls == [] and stats["pairs_scored"] == 0
+
+
+def test_changed_query_text_or_new_candidates_are_scored_again(tmp_path):
+    plan = rerank_plan(FIRST, QUERIES, depth=2)
+    progress = tmp_path / "progress.jsonl"
+    score_run(plan, QUERIES, _score_counting([]), progress_file=progress, fingerprint="f")
+    # The query text of q2 changed: its pairs are rescored, q1's reused.
+    changed = {**QUERIES, "q2": "two, reworded"}
+    calls = []
+    scores, stats = score_run(plan, changed, _score_counting(calls), progress_file=progress, fingerprint="f")
+    assert sorted(calls) == [("b", "two, reworded"), ("e", "two, reworded")]
+    assert stats["pairs_rescored"] == 2 and stats["pairs_resumed"] == 2
+    assert scores["q2"] == {"b": len("two, reworded") + 0.5, "e": float(len("two, reworded"))}
+    # A deeper head (or a changed first stage) brings new pairs: only those are scored.
+    deeper = rerank_plan(FIRST, changed, depth=3)
+    calls.clear()
+    scores, stats = score_run(deeper, changed, _score_counting(calls), progress_file=progress, fingerprint="f")
+    assert sorted(calls) == [("a", "two, reworded"), ("c", "one")]
+    assert set(scores["q1"]) == {"a", "b", "c"} and set(scores["q2"]) == {"a", "b", "e"}
 
 
 def test_merge_keeps_the_tail_and_never_invents_scores():

@@ -1,0 +1,96 @@
+"""One validation step every entry point runs before any work: the numbers of a composed config
+that would otherwise fail late (after stage 1 has trained) or silently (zero epochs) are checked
+here, with the key and the value in the message.
+
+Only the nodes present are checked: a DVC stage sees just the params it declares.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = ["ConfigError", "validate_config"]
+
+
+class ConfigError(ValueError):
+    """A config value is out of its range; the message names the key and the value."""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "int>=1": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "int>=0": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    ">0": (lambda v: _is_num(v) and v > 0, "a number > 0"),
+    ">=0": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    "[0,1)": (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
+}
+
+_CHECKS = {
+    "curriculum.fps": ">0",
+    "rerank.depth": "int>=1", "rerank.fps": ">0", "rerank.max_frames": "int>=1", "rerank.batch_size": "int>=1",
+    "retrieval.depth": "int>=1",
+    "pretrain.epochs": "int>=1", "pretrain.steps_per_epoch": "int>=1", "pretrain.batch_size": "int>=1",
+    "pretrain.lr": ">0", "pretrain.warmup_ratio": "[0,1)", "pretrain.weight_decay": ">=0",
+    "pretrain.vision_lr_scale": ">=0", "pretrain.threads": "int>=1", "pretrain.eval_batch_size": "int>=1",
+    "pretrain.val_every_n_epochs": "int>=1", "pretrain.num_workers": "int>=0",
+    "pretrain.corpus.num_videos": "int>=1", "pretrain.corpus.num_heldout": "int>=1", "pretrain.corpus.fps": ">0",
+    "pretrain.corpus.max_frames": "int>=1",
+}
+for _s in ("stage1", "stage2"):
+    _CHECKS.update({f"curriculum.{_s}.epochs": "int>=1", f"curriculum.{_s}.batch_size": "int>=1",
+                    f"curriculum.{_s}.lr": ">0", f"curriculum.{_s}.warmup_ratio": "[0,1)",
+                    f"curriculum.{_s}.weight_decay": ">=0", f"curriculum.{_s}.max_frames": "int>=1"})
+_CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.pool_depth": "int>=1",
+                "curriculum.stage2.val_depth": "int>=1", "curriculum.stage2.val_every_n_epochs": "int>=1"})
+
+
+def _select(cfg: DictConfig, key: str):
+    """(present, value) of a dotted key, without tripping struct mode on an undeclared node."""
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value out of range (loss weights and temperatures, epochs,
+    batch sizes, depths, frame rates and counts, learning rates)."""
+    for key, rule in _CHECKS.items():
+        present, value = _select(cfg, key)
+        if not present:
+            continue
+        ok, what = _RULES[rule]
+        if not ok(value):
+            raise ConfigError(f"{key}={value!r}: must be {what}")
+    present, loss = _select(cfg, "loss")
+    if present and isinstance(loss, DictConfig):
+        from ..losses import Stage2LossConfig
+
+        values = {k: v for k, v in OmegaConf.to_container(loss, resolve=True).items() if k != "name"}
+        for k, v in values.items():
+            if not _is_num(v):
+                raise ConfigError(f"loss.{k}={v!r}: must be a number")
+        try:
+            Stage2LossConfig.from_mapping(values)
+        except ValueError as e:
+            raise ConfigError(f"loss: {e}") from None
+    present, schedule = _select(cfg, "pretrain.schedule")
+    if present:
+        from ..modules.pretraining import parse_schedule
+
+        try:
+            parse_schedule(OmegaConf.to_container(schedule, resolve=True))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(str(e)) from None

@@ -1,0 +1,40 @@
+"""Config validation before any work: the key and the value are named, and nothing has run yet."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import compose_cfg
+from rankvideo.stages import stage_fn
+from rankvideo.utils.validate import ConfigError, validate_config
+
+
+def test_the_shipped_configs_are_valid():
+    for overrides in ([], ["debug=tiny"], ["curriculum=paper"], ["loss=official_code"], ["model=tiny_qwen3_vl_scratch"]):
+        validate_config(compose_cfg(overrides))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("curriculum.stage2.epochs=0", r"curriculum.stage2.epochs=0: must be an integer >= 1"),
+    ("curriculum.stage2.epochs=-1", r"curriculum.stage2.epochs=-1: must be an integer >= 1"),
+    ("curriculum.stage1.batch_size=0", r"curriculum.stage1.batch_size=0"),
+    ("curriculum.stage1.lr=0", r"curriculum.stage1.lr=0"),
+    ("rerank.depth=0", r"rerank.depth=0"),
+    ("rerank.fps=-2", r"rerank.fps=-2"),
+    ("curriculum.stage2.max_frames=0", r"curriculum.stage2.max_frames=0"),
+    ("loss.pairwise=abc", r"loss.pairwise='abc': must be a number"),
+    ("loss.pairwise=-1", r"weight pairwise must be a finite number >= 0, got -1"),
+    ("loss.tau_pair=0", r"temperature tau_pair"),
+    ("pretrain.epochs=0", r"pretrain.epochs=0"),
+    ("pretrain.schedule.0.until=2.0", r"pretrain.schedule"),
+])
+def test_a_value_out_of_range_is_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(compose_cfg([override]))
+
+
+def test_a_stage_refuses_a_bad_config_before_doing_anything(tmp_path):
+    cfg = compose_cfg(["curriculum.stage2.epochs=0", f"paths.artifacts={tmp_path / 'a'}", "tracking.enabled=false"])
+    with pytest.raises(ConfigError, match="curriculum.stage2.epochs=0"):
+        stage_fn("train")(cfg)
+    assert not (tmp_path / "a").exists()
