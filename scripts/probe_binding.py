@@ -175,7 +175,7 @@ def main() -> None:
     from rankvideo.models.scoring import encode_pairs, score_batch, yes_no_token_ids
     from rankvideo.models.tiny import build_tiny_qwen3_vl, load_backbone
     from rankvideo.modules.reranker import is_vision_parameter, optimizer_groups
-    from rankvideo.stages.teacher import roc_auc
+    from rankvideo.eval.metrics import roc_auc
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

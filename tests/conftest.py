@@ -64,7 +64,8 @@ def sh(cwd, *cmd, check=True, stdout_only=False, timeout=600):
 def make_scratch_project(root: Path) -> Path:
     """The project's files as a fresh clone has them (outputs, the MLflow store and the DVC cache
     excluded), on the tiny debug config, committed in a new git repository at `root`."""
-    for name in ("conf", "src", ".dvc", "dvc.yaml", "params.yaml", "data.dvc", ".dvcignore", ".gitignore", "pyproject.toml"):
+    for name in ("conf", "src", "pretrained", ".dvc", "dvc.yaml", "params.yaml", "data.dvc", ".dvcignore", ".gitignore",
+                 "pyproject.toml"):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "cache", "tmp", "*.egg-info"))

@@ -27,21 +27,23 @@ def scratch(tmp_path_factory):
 
 def test_repro_noop_and_targeted_rerun(scratch):
     first = _sh(scratch, "dvc", "repro")
+    # `pretrain` is frozen: the weights the repository ships are used, not rebuilt.
     assert _ran(first) == {"compose", "synthesize", "retrieve", "teacher", "build_model", "stage1", "stage2", "rerank",
-                           "rerank_stage1", "evaluate"}
+                           "rerank_stage1", "rerank_zeroshot", "evaluate"}
     params = yaml.safe_load((scratch / "params.yaml").read_text())
     assert params["data"]["num_events"] == 6, "compose did not pick up the conf/ edit"
     metrics = json.loads((scratch / "artifacts/evaluate/metrics.json").read_text())
     assert set(metrics) == {"test"}
     assert (scratch / "artifacts/rerank_stage1/run.trec").exists()
     assert "rankvideo_stage1" in json.dumps(metrics), "the stage-1-only row is missing from the metrics"
+    assert "rankvideo_zeroshot" in json.dumps(metrics), "the zero-shot row is missing from the metrics"
     # The four stage runs of this repro are logged to the project's store and share one key.
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{scratch / 'experiments/mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["rankvideo"], output_format="list")
-    assert sorted(r.info.run_name for r in runs) == ["build_model", "evaluate", "rerank", "rerank_stage1", "retrieve", "stage1",
-                                                      "stage2", "synthesize", "teacher"]
+    assert sorted(r.info.run_name for r in runs) == ["build_model", "evaluate", "rerank", "rerank_stage1", "rerank_zeroshot",
+                                                      "retrieve", "stage1", "stage2", "synthesize", "teacher"]
     assert {r.data.tags["rankvideo.source"] for r in runs} == {"dvc"}
     assert len({r.data.tags["rankvideo.pipeline"] for r in runs}) == 1
     ev = next(r for r in runs if r.info.run_name == "evaluate")

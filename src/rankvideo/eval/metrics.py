@@ -280,3 +280,15 @@ def format_table(result: EvalResult, comparison: Mapping[str, dict] | None = Non
     parts += [line(r) for r in rows]
     parts.append(f"queries: {result.num_queries}")
     return "\n".join(parts)
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """Mann-Whitney ROC AUC (ties count 1/2); None when a class is missing."""
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels).astype(bool)
+    n1, n0 = int(labels.sum()), int((~labels).sum())
+    if n1 == 0 or n0 == 0:
+        return None
+    r = rankdata(np.asarray(scores, dtype=np.float64))
+    return float((r[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))

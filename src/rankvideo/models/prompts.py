@@ -23,6 +23,7 @@ __all__ = [
     "USER",
     "build_caption_messages",
     "build_messages",
+    "build_question_messages",
 ]
 
 SYSTEM = (
@@ -87,3 +88,11 @@ def build_caption_messages() -> list[dict]:
         {"role": "system", "content": [{"type": "text", "text": CAPTION_SYSTEM}]},
         {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": CAPTION_USER}]},
     ]
+
+
+def build_question_messages(text: str, system: str | None = None) -> list[dict]:
+    """Chat messages asking ``text`` about the (one) video: the video, then the text, in the user
+    turn, after an optional system prompt. The pre-training stage's question forms."""
+    text = _check_text("text", text)
+    messages = [{"role": "system", "content": [{"type": "text", "text": _check_text("system", system)}]}] if system else []
+    return messages + [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]

@@ -29,9 +29,12 @@ from rankvideo.models.prompts import (
 __all__ = [
     "IGNORE_INDEX",
     "answer_position",
+    "answer_target",
     "caption_target",
     "encode_caption_examples",
+    "encode_conversations",
     "encode_pairs",
+    "encode_target_examples",
     "score_batch",
     "video_inputs",
     "yes_no_token_ids",
@@ -252,6 +255,100 @@ def caption_target(caption: str) -> str:
     return f"{THINK_OPEN}{caption.strip()}{THINK_CLOSE}"
 
 
+def answer_target(answer: str) -> str:
+    """The assistant target of a question: ``<answer>{answer}</answer>``; for a yes/no question
+    the answer word comes right after ``<answer>``, where the reranker reads its score."""
+    if not isinstance(answer, str) or not answer.strip():
+        raise ValueError(f"answer must be a non-empty string, got {answer!r}")
+    return f"{ANSWER_PREFIX}{answer.strip()}</answer>"
+
+
+def encode_target_examples(processor, clips: Sequence[Clip], messages: Sequence[list[dict]], targets: Sequence[str]):
+    """Supervised inputs with ``labels``: row i is ``messages[i]`` chat-templated with the
+    assistant generation prompt, then ``targets[i]`` and the tokenizer's end-of-turn token, about
+    ``clips[i]``. Every target must start with an added markup token (``<think>``, ``<answer>``),
+    so that it tokenizes the same alone as after the prompt.
+
+    Loss tokens (labels != -100): exactly the target's tokens and the closing end-of-turn token;
+    everything else (padding, system and user turns, video and stamp tokens, the assistant
+    header) is -100. Labels are aligned with input_ids; the model's loss shifts them itself.
+    """
+    clips, messages, targets = list(clips), list(messages), list(targets)
+    _check_pairs(clips, targets, "targets")
+    if len(messages) != len(targets):
+        raise ValueError(f"got {len(messages)} prompts but {len(targets)} targets")
+    tok = processor.tokenizer
+    eot = tok.eos_token
+    if not eot:
+        raise ValueError(f"tokenizer {type(tok).__name__} has no eos (end-of-turn) token")
+    targets = [t + eot for t in targets]
+    batch = _process(processor, [_prompt(processor, m) + t for m, t in zip(messages, targets)], clips)
+
+    input_ids = batch["input_ids"]
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    added = set(tok.get_added_vocab().values())
+    for i, target in enumerate(targets):
+        n = len(tok.encode(target, add_special_tokens=False))
+        row = input_ids[i, -n:]
+        # The target starts with an added token, so it tokenizes the same alone as after the
+        # prompt; verify rather than trust it.
+        if row[0].item() not in added or row[-1].item() != tok.eos_token_id or not bool(batch["attention_mask"][i, -n:].all()):
+            raise RuntimeError(
+                f"row {i}: the target is not the last {n} tokens of the encoded text; it must start with an "
+                "added markup token, and the batch must be left-padded"
+            )
+        labels[i, -n:] = row
+    batch["labels"] = labels
+    return batch
+
+
+def encode_conversations(processor, clips: Sequence[Clip], conversations: Sequence[list[dict]]):
+    """Supervised inputs of multi-turn conversations about one clip each, with ``labels`` on every
+    assistant turn. Each conversation is chat messages (system, user, assistant, user, ...,
+    assistant) whose first user turn holds the video; assistant contents are plain strings.
+
+    Loss tokens: the content of every assistant turn and its closing end-of-turn token; the
+    ``<|im_start|>assistant\\n`` headers, system and user turns, video tokens and padding are -100.
+    A one-turn conversation gives exactly what :func:`encode_target_examples` gives.
+    """
+    clips, conversations = list(clips), list(conversations)
+    _check_pairs(clips, conversations, "conversations")
+    tok = processor.tokenizer
+    eot = tok.eos_token
+    texts = []
+    for i, conv in enumerate(conversations):
+        if not conv or conv[-1]["role"] != "assistant":
+            raise ValueError(f"conversation {i} must end with an assistant turn")
+        text = processor.apply_chat_template(conv, tokenize=False, add_generation_prompt=False)
+        # The template closes every turn with eot + newline; drop the last newline so that, left
+        # padded, each row ends with the last answer's end-of-turn token.
+        texts.append(text[:-1] if text.endswith(eot + "\n") else text)
+    batch = _process(processor, texts, clips)
+    input_ids = batch["input_ids"]
+    header = tok.encode("<|im_start|>assistant\n", add_special_tokens=False)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    for i, conv in enumerate(conversations):
+        row = input_ids[i].tolist()
+        turns = 0
+        j = 0
+        while j <= len(row) - len(header):
+            if row[j : j + len(header)] == header:
+                start = j + len(header)
+                end = start
+                while end < len(row) and row[end] != tok.eos_token_id:
+                    end += 1
+                labels[i, start : end + 1] = input_ids[i, start : end + 1]
+                turns += 1
+                j = end + 1
+            else:
+                j += 1
+        expected = sum(m["role"] == "assistant" for m in conv)
+        if turns != expected:
+            raise RuntimeError(f"conversation {i}: found {turns} assistant turns in the encoded text, expected {expected}")
+    batch["labels"] = labels
+    return batch
+
+
 def encode_caption_examples(processor, clips: Sequence[Clip], captions: Sequence[str]):
     """Stage-1 (perception SFT) inputs with ``labels``.
 
@@ -267,29 +364,7 @@ def encode_caption_examples(processor, clips: Sequence[Clip], captions: Sequence
     and stamp tokens, and the ``<|im_start|>assistant\\n`` header. Labels are
     aligned with input_ids; the model's loss shifts them by one itself.
     """
-    clips, captions = list(clips), list(captions)
-    _check_pairs(clips, captions, "captions")
-    tok = processor.tokenizer
-    eot = tok.eos_token
-    if not eot:
-        raise ValueError(f"tokenizer {type(tok).__name__} has no eos (end-of-turn) token")
-    targets = [caption_target(c) + eot for c in captions]
-    prompt = _prompt(processor, build_caption_messages())
-    batch = _process(processor, [prompt + t for t in targets], clips)
-
-    input_ids = batch["input_ids"]
-    labels = torch.full_like(input_ids, IGNORE_INDEX)
-    think_id = tok.convert_tokens_to_ids(THINK_OPEN)
-    for i, target in enumerate(targets):
-        n = len(tok.encode(target, add_special_tokens=False))
-        row = input_ids[i, -n:]
-        # The target starts with an added token, so it tokenizes the same
-        # alone as after the prompt; verify rather than trust it.
-        if row[0].item() != think_id or row[-1].item() != tok.eos_token_id or not bool(batch["attention_mask"][i, -n:].all()):
-            raise RuntimeError(
-                f"row {i}: the caption target is not the last {n} tokens of the encoded text; "
-                "the tokenizer merges it with the prompt or the batch is not left-padded"
-            )
-        labels[i, -n:] = row
-    batch["labels"] = labels
-    return batch
+    captions = list(captions)
+    _check_pairs(list(clips), captions, "captions")
+    messages = [build_caption_messages()] * len(captions)
+    return encode_target_examples(processor, clips, messages, [caption_target(c) for c in captions])

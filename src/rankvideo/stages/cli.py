@@ -9,6 +9,9 @@ the command line (`paths.first_stage_run=my/run.trec`) is respected.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -19,7 +22,9 @@ OUTPUTS = {
     "retrieve": ("retrieve_dir",),
     "rerank": ("rerank_dir",),
     "rerank_stage1": ("rerank_stage1_dir",),
+    "rerank_zeroshot": ("rerank_zeroshot_dir",),
     "evaluate": ("eval_dir",),
+    "pretrain": ("pretrained",),
     "build_model": ("model_dir",),
     "teacher": ("teacher_dir",),
     "train": ("stage1_dir", "stage2_dir", "rerank_dir", "eval_dir"),
@@ -38,6 +43,32 @@ def redirect_outputs(cfg: DictConfig, stage: str, run_dir: str | Path, overrides
     return cfg
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors about the user's inputs or config, whose message says what is wrong and where."""
+    from ..data.trec import FormatError
+    from ..data.video import VideoReadError
+    from ..utils.validate import ConfigError
+    from .build_model import PretrainedWeightsError
+    from ..tracking import TrackingError
+    from .evaluate import NothingToEvaluateError
+
+    return (FormatError, ConfigError, VideoReadError, PretrainedWeightsError, NothingToEvaluateError, TrackingError,
+            OSError)
+
+
+@contextlib.contextmanager
+def one_line_errors(stage: str):
+    """An error about the inputs or the config ends the command with one line on stderr and exit
+    code 2, not a traceback; `HYDRA_FULL_ERROR=1` (or `RANKVIDEO_DEBUG=1`) keeps the traceback."""
+    try:
+        yield
+    except _user_errors() as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("RANKVIDEO_DEBUG") == "1":
+            raise
+        print(f"error ({stage}): {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def hydra_main(cfg: DictConfig, stage: str) -> dict:
     """Body of every entry script's `@hydra.main` function. In a multirun, the job's MLflow runs
     are nested under the sweep's parent run (opened by `tracking.hydra_sweep`) and named after the
@@ -54,7 +85,8 @@ def hydra_main(cfg: DictConfig, stage: str) -> dict:
     cfg = redirect_outputs(cfg, stage, hc.runtime.output_dir, overrides)
     OmegaConf.resolve(cfg)
     if hc.mode != RunMode.MULTIRUN:
-        return stage_fn(stage)(cfg, source="cli")
+        with one_line_errors(stage):
+            return stage_fn(stage)(cfg, source="cli")
     if stage == "train":
         from .train import check_selection_splits
 

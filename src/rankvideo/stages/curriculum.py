@@ -129,7 +129,9 @@ def _trainer(cfg: DictConfig, stage_cfg: DictConfig, out: Path, logger, extra_ca
         from ..modules.strategies import fsdp_strategy
 
         strategy = fsdp_strategy(t)
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1)
+    # save_top_k=1: with 0, Lightning 2.6 never writes last.ckpt (it saves "last" only after a top-k save).
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1,
+                           save_on_train_epoch_end=True)
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=int(t.get("num_nodes", 1)), strategy=strategy,
         precision=t.precision, deterministic=bool(t.deterministic), gradient_clip_val=t.gradient_clip_val,
@@ -236,7 +238,7 @@ def _teacher_labels(cfg: DictConfig) -> tuple[dict[tuple[str, str], float], dict
         log.warning("no teacher labels at %s: stage 2 trains without distillation targets or mining", path)
         return {}, None
     p_yes, allowed = {}, {}
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line in f:
             row = json.loads(line)
             p_yes[(row["query_id"], row["doc_id"])] = float(row["teacher_p_yes"])

@@ -42,6 +42,21 @@ def run_stage1_only(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConf
                       rerank_dir=out_dir, out_run=out_dir / "run.trec")
 
 
+def run_zeroshot(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
+    """Stage `rerank_zeroshot`: the same reranking with the backbone stage 1 starts from (the
+    pre-trained tiny backbone, `paths.model_dir`), before any RankVideo training: the paper's
+    zero-shot Qwen3-VL row. Into `paths.rerank_zeroshot_dir`."""
+    out_dir = Path(cfg.paths.rerank_zeroshot_dir)
+    if cfg.rerank.name != "rankvideo" or not cfg.model.build:
+        what = f"rerank={cfg.rerank.name}" if cfg.rerank.name != "rankvideo" else f"model={cfg.model.name} (a hub backbone)"
+        note = f"{what}: no zero-shot run written (score the hub model with rerank.checkpoint=<its folder>)"
+        log.warning(note)
+        write_json(out_dir / "rerank_info.json", {"reranker": cfg.rerank.name, "note": note})
+        return {}
+    return _rankvideo(cfg, source, pipeline_cfg, run_name="rerank_zeroshot", checkpoint=Path(cfg.paths.model_dir),
+                      rerank_dir=out_dir, out_run=out_dir / "run.trec")
+
+
 def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
     name = cfg.rerank.name
     if name == "passthrough":
@@ -95,7 +110,7 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     """Rerank the first-stage top `rerank.depth` of `splits` with the model saved at `ckpt` and
     write the TREC run to `out_run` (progress under `rerank_dir`, resumable); logs into `tr`."""
     from ..models.grouped import score_queries_for_video
-    from ..models.rerank import VideoScoringRun, merge_head_and_tail, read_progress, rerank_plan
+    from ..models.rerank import VideoScoringRun, merge_head_and_tail, pair_key, read_progress, rerank_plan
     from ..modules.peft_setup import load_trained
     from ..modules.predict import RerankPredictModule
 
@@ -106,9 +121,23 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     base = str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
     clips = ClipStore(bench, fps=float(r.fps), max_frames=int(r.max_frames))
     plan = rerank_plan(first, queries, int(r.depth))
-    fingerprint = hashlib.sha256(json.dumps({"model": tree_fingerprint(ckpt), "depth": int(r.depth),
-                                             "fps": float(r.fps), "max_frames": int(r.max_frames),
-                                             "queries": sorted(queries)}).encode()).hexdigest()[:16]
+    # The run-level key: what decides every score (the model's weights and the scoring settings).
+    # Each pair adds its own key (the query text and the video file), so a changed query or video,
+    # or a pair new to the first-stage heads, is scored while unchanged pairs are reused.
+    fingerprint = hashlib.sha256(json.dumps({"model": tree_fingerprint(ckpt), "fps": float(r.fps),
+                                             "max_frames": int(r.max_frames)}).encode()).hexdigest()[:16]
+    docs = {d.doc_id: d for d in bench.corpus()}
+
+    def video_id(doc: str) -> str:
+        if doc not in docs:
+            return doc
+        path = bench.video_path(docs[doc])
+        return f"{doc}:{path.stat().st_size if path.exists() else -1}"
+
+    video_ids = {d: video_id(d) for d in plan}
+
+    def key(doc: str, qid: str) -> str:
+        return pair_key(queries[qid], video_ids[doc])
 
     def skip(doc: str) -> str | None:
         if doc not in clips:
@@ -127,7 +156,7 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
 
     def make_run(score_video, rank: int, world: int) -> VideoScoringRun:
         return VideoScoringRun(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
-                               fingerprint=fingerprint, skip=skip, rank=rank, world=world)
+                               fingerprint=fingerprint, skip=skip, rank=rank, world=world, key=key)
 
     module = RerankPredictModule(load, make_run, score)
     trainer = predict_trainer(cfg.trainer, rerank_dir)
@@ -142,22 +171,29 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     done = read_progress(rerank_dir / "progress.jsonl", fingerprint, skipped)
     scores = module.run.scores_by_query(done)
     if trainer.world_size > 1:  # the whole run's counts, from every rank's progress file
-        stats.update(videos_resumed=None, pairs_scored=sum(len(plan[d]) for d in done if d in plan),
-                     videos_skipped=len(skipped), skipped=skipped, world_size=trainer.world_size)
+        stats.update(videos_resumed=None, pairs_resumed=None, pairs_rescored=None, videos_skipped=len(skipped),
+                     skipped=skipped, world_size=trainer.world_size)
+    # Every head pair should now have a score; one without (a skipped video) keeps its first-stage
+    # place after the scored ones, and is named here.
+    unscored = sorted((q, d) for d, qids in plan.items() for q in qids if d not in scores.get(q, {}))
+    if unscored:
+        log.warning("%d head pairs have no score and keep their first-stage order after the scored ones: %s%s",
+                    len(unscored), ", ".join(f"{q}/{d}" for q, d in unscored[:10]), " ..." if len(unscored) > 10 else "")
     run_out = merge_head_and_tail({q: first.get(q, {}) for q in queries}, scores, int(r.depth))
-    write_trec_run(out_run, run_out, tag=f"rankvideo_{ckpt.parent.name}")
+    write_trec_run(out_run, run_out, tag=f"rankvideo_{ckpt.parent.name if ckpt.name == 'model' else ckpt.name}")
     # Timings (seconds, pairs/s), resume counts and the number of ranks go to MLflow only: the
     # output folder must be a function of its inputs.
-    timing = ("seconds", "pairs_per_s", "videos_resumed", "pairs_scored", "world_size")
+    timing = ("seconds", "pairs_per_s", "videos_resumed", "pairs_scored", "pairs_resumed", "pairs_rescored", "world_size")
     info = {"reranker": "rankvideo", "checkpoint": str(ckpt), "rerank_depth": int(r.depth),
             "num_queries": len(queries), "num_pairs": sum(len(v) for v in plan.values()),
             **{k: v for k, v in stats.items() if k != "skipped" and k not in timing},
-            "skipped_videos": stats["skipped"]}
+            "pairs_unscored": len(unscored), "skipped_videos": stats["skipped"]}
     write_json(rerank_dir / "rerank_info.json", info)
     info = {**info, **{k: stats[k] for k in timing if k in stats}}
     tr.log_metrics({metric_prefix + k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
     tr.log_artifact(out_run, "run")
     tr.log_artifact(rerank_dir / "rerank_info.json", "run")
-    log.info("reranked %d queries: %d pairs scored (%.1f pairs/s on rank 0), %s videos resumed, %d skipped",
-             len(queries), stats["pairs_scored"], stats["pairs_per_s"] or 0, stats["videos_resumed"], stats["videos_skipped"])
+    log.info("reranked %d queries: %d pairs scored (%.1f pairs/s on rank 0; %s of them rescored), %s resumed, %d videos "
+             "skipped", len(queries), stats["pairs_scored"], stats["pairs_per_s"] or 0, stats.get("pairs_rescored"),
+             stats.get("pairs_resumed"), stats["videos_skipped"])
     return info

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.benchmark import Benchmark, VideoDoc
 from ..data.trec import Qrels, Run, rank_order, read_trec_run, write_trec_run
 from ..eval import evaluate
+from ..eval.metrics import roc_auc
 from ..models.rerank import merge_head_and_tail
 from ..teacher import build_teacher, evidence_text, sigmoid
 from ..teacher.mining import Candidate, MiningConfig, mine
@@ -66,18 +67,6 @@ def _judge_pairs(teacher, pairs: list[tuple[str, str]], queries: dict[str, str],
             out[pair] = (float(m), bool(res.says_yes[k]), res.reasonings[k])
         log.info("teacher: judged %d of %d pairs (%.1f s)", min(i + chunk, len(todo)), len(todo), time.perf_counter() - t0)
     return out
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """Mann-Whitney ROC AUC (ties count 1/2); None when a class is missing."""
-    from scipy.stats import rankdata
-
-    labels = np.asarray(labels).astype(bool)
-    n1, n0 = int(labels.sum()), int((~labels).sum())
-    if n1 == 0 or n0 == 0:
-        return None
-    r = rankdata(scores)
-    return float((r[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _distribution(x: np.ndarray) -> dict:

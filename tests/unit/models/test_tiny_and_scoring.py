@@ -24,8 +24,11 @@ from rankvideo.models.prompts import ANSWER_PREFIX, SYSTEM, USER, build_messages
 from rankvideo.models.scoring import (
     IGNORE_INDEX,
     answer_position,
+    answer_target,
     encode_caption_examples,
+    encode_conversations,
     encode_pairs,
+    encode_target_examples,
     score_batch,
     video_inputs,
     yes_no_token_ids,
@@ -331,6 +334,50 @@ def test_stage1_labels_cover_exactly_the_caption_target(backbone):
     visual = [g for n, g in grads.items() if n.startswith("model.visual.") and g is not None]
     assert visual and any(bool(g.abs().sum() > 0) for g in visual)  # the loss reaches the vision tower
     model.zero_grad(set_to_none=True)
+
+
+def test_answer_labels_and_the_score_read_the_same_logit(backbone):
+    """A yes/no answer target puts the answer word right after <answer>: the logit that the
+    answer's label trains is the one score_batch reads for the same question in the paper's prompt."""
+    model, processor = backbone
+    tok = processor.tokenizer
+    clip = square((255, 0, 0))
+    batch = encode_target_examples(processor, [clip], [build_messages("a red square")], [answer_target("yes")])
+    labels = batch["labels"][0]
+    keep = labels != IGNORE_INDEX
+    assert tok.decode(labels[keep]) == "<answer>yes</answer><|im_end|>"
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False).logits[0]
+        yes, no = yes_no_token_ids(tok)
+        at = int(keep.nonzero()[0])  # the <answer> token; its logits predict the answer word
+        margin = float(logits[at, yes] - logits[at, no])
+        score = float(score_batch(model, encode_pairs(processor, [clip], ["a red square"]))[0])
+    assert margin == pytest.approx(score, abs=1e-5)
+    with pytest.raises(ValueError, match="non-empty"):
+        answer_target(" ")
+
+
+def test_conversations_label_every_answer_and_one_turn_equals_a_target_example(backbone):
+    _, processor = backbone
+    tok = processor.tokenizer
+    clips = [square((255, 0, 0)), solid((0, 0, 255))]
+    question = lambda text: [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]  # noqa: E731
+    one = [question("red?") + [{"role": "assistant", "content": "<answer>yes</answer>"}]] * 2
+    a = encode_conversations(processor, clips, one)
+    b = encode_target_examples(processor, clips, [question("red?")] * 2, ["<answer>yes</answer>"] * 2)
+    assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
+
+    turns = question("red?") + [{"role": "assistant", "content": "<answer>yes</answer>"},
+                                {"role": "user", "content": [{"type": "text", "text": "square colour?"}]},
+                                {"role": "assistant", "content": "<answer>red</answer>"}]
+    batch = encode_conversations(processor, clips[:1] * 2, [turns, one[0]])
+    labels = batch["labels"][0]
+    assert tok.decode(labels[labels != IGNORE_INDEX]) == "<answer>yes</answer><|im_end|><answer>red</answer><|im_end|>"
+    # The follow-up question itself is not a label, and the row still ends with the last answer.
+    text = tok.decode(batch["input_ids"][0])
+    assert text.endswith("<|im_start|>user\nsquare colour?<|im_end|>\n<|im_start|>assistant\n<answer>red</answer><|im_end|>")
+    with pytest.raises(ValueError, match="end with an assistant turn"):
+        encode_conversations(processor, clips[:1], [question("red?")])
 
 
 def test_encode_rejects_mismatched_inputs(backbone):

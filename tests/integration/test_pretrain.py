@@ -1,0 +1,115 @@
+"""The pretrain stage on a miniature corpus, and how the pipeline takes its weights (build_model):
+sha256 checks with errors that name the file, the architecture check, determinism."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf, open_dict
+
+from conftest import compose_cfg
+from rankvideo.models.tiny import load_backbone
+from rankvideo.stages import build_model, pretrain
+from rankvideo.stages.build_model import PretrainedWeightsError, verify_pretrained
+
+
+def _cfg(root: Path, *overrides: str):
+    cfg = compose_cfg([
+        "debug=tiny", f"paths.artifacts={root / 'artifacts'}", f"paths.experiments={root / 'experiments'}",
+        f"paths.pretrained={root / 'pretrained'}",
+        "pretrain.corpus.num_videos=8", "pretrain.corpus.num_heldout=2", "pretrain.corpus.video.seconds=2.0",
+        "pretrain.corpus.num_workers=1", "pretrain.num_workers=0", "pretrain.threads=1", "pretrain.batch_size=4",
+        "pretrain.heldout_per_video={short:2,question:1,rerank:2,caption:1}", *overrides,
+    ])
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    cfg = _cfg(root, "pretrain.fast_dev_run=true")
+    result = pretrain.run(cfg)
+    return root, cfg, result
+
+
+def test_fast_dev_run_writes_a_loadable_backbone_with_its_record(pretrained):
+    root, cfg, result = pretrained
+    out = root / "pretrained"
+    sums = dict(line.split("  ")[::-1] for line in (out / "SHA256SUMS").read_text().splitlines())
+    assert {"model.safetensors", "tokenizer.json", "config.json", "pretrain_info.json", "build_info.json"} <= set(sums)
+    assert {k.strip(): v for k, v in sums.items()} == result["sha256"]
+    info = json.loads((out / "pretrain_info.json").read_text())
+    assert info["steps"] == 1 and info["threads"] == 1 and info["device"]
+    # The held-out questions were answered, per prompt form and question type.
+    assert {"short", "question", "rerank"} <= set(info["heldout"]["accuracy"])
+    assert info["heldout"]["count"]["short"] == 2 * 2 and "caption" in info["heldout"]["nll"]
+    model, processor = load_backbone(out)
+    assert model.config.text_config.hidden_size == cfg.model.arch.hidden_size
+    # The tokenizer was trained on the pre-training corpus's text, not the benchmark's.
+    assert json.loads((out / "build_info.json").read_text())["args"]["corpus_size"] > 0
+
+
+def test_build_model_copies_the_checked_weights(pretrained, tmp_path):
+    root, _, result = pretrained
+    cfg = _cfg(root, f"paths.model_dir={tmp_path / 'model'}", "tracking.enabled=false")
+    with open_dict(cfg):
+        cfg.model.pretrained.sha256 = result["sha256"]
+    build_model.run(cfg)
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == (root / "pretrained" / "model.safetensors").read_bytes()
+
+
+def test_a_changed_file_is_refused_by_name(pretrained, tmp_path):
+    root, cfg, result = pretrained
+    copy = tmp_path / "weights"
+    shutil.copytree(root / "pretrained", copy)
+    arch = OmegaConf.to_container(cfg.model.arch)
+    assert verify_pretrained(copy, result["sha256"], arch)["args"]["hidden_size"] == arch["hidden_size"]
+    with open(copy / "model.safetensors", "r+b") as f:
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    with pytest.raises(PretrainedWeightsError, match=r"weights/model\.safetensors: sha256 .* does not match"):
+        verify_pretrained(copy, result["sha256"], arch)
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(PretrainedWeightsError, match=r"tokenizer\.json: missing"):
+        verify_pretrained(copy, {"tokenizer.json": result["sha256"]["tokenizer.json"]})
+    with pytest.raises(PretrainedWeightsError, match="is not there"):
+        verify_pretrained(tmp_path / "nowhere", result["sha256"])
+    with pytest.raises(PretrainedWeightsError, match="sha256 is empty"):
+        verify_pretrained(root / "pretrained", {})
+
+
+def test_a_different_architecture_is_refused(pretrained):
+    root, cfg, result = pretrained
+    arch = {**OmegaConf.to_container(cfg.model.arch), "hidden_size": 128}
+    with pytest.raises(PretrainedWeightsError, match="hidden_size: 64 shipped vs 128 configured.*dvc repro -f -s pretrain"):
+        verify_pretrained(root / "pretrained", result["sha256"], arch)
+
+
+def test_pretraining_is_deterministic(tmp_path):
+    """Two runs of the same config give the same weights byte for byte (same machine, same threads)."""
+    sums = []
+    for i in range(2):
+        cfg = _cfg(tmp_path / f"run{i}", "pretrain.epochs=1", "pretrain.steps_per_epoch=3", "tracking.enabled=false",
+                   f"paths.pretrain_work={tmp_path / 'work'}" if i == 0 else f"paths.pretrain_work={tmp_path / 'work1'}")
+        sums.append(pretrain.run(cfg)["sha256"])
+    assert sums[0]["model.safetensors"] == sums[1]["model.safetensors"]
+    assert sums[0]["tokenizer.json"] == sums[1]["tokenizer.json"]
+
+
+def test_each_epoch_draws_the_batches_of_its_phase(tmp_path, caplog):
+    """The data loader is rebuilt every epoch, so the curriculum moves on (a loader built once
+    would repeat the first epoch's batches for the whole run)."""
+    import logging
+
+    cfg = _cfg(tmp_path, "pretrain.epochs=2", "pretrain.steps_per_epoch=2", "tracking.enabled=false",
+               "pretrain.schedule=[{until: 0.5, forms: {short: 1}, max_frames: 2}, {until: 1.0, forms: {caption: 1}}]")
+    with caplog.at_level(logging.INFO, logger="rankvideo.modules.pretraining"):
+        pretrain.run(cfg)
+    assert "pre-training epoch 0: prompt forms {'short': 1.0}" in caplog.text
+    assert "pre-training epoch 1: prompt forms {'caption': 1.0}" in caplog.text

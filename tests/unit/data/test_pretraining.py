@@ -1,0 +1,175 @@
+"""The pre-training corpus (rankvideo.data.synthetic.pretraining): disjoint from the benchmark,
+deterministic, and its questions answered correctly from the ground truth."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from conftest import compose_cfg
+from rankvideo.data.synthetic.build import BenchmarkConfig, VideoSpec, _sample_corpus, _sample_queries
+from rankvideo.data.synthetic.pretraining import (
+    FORMS,
+    QTYPES,
+    PretrainCorpus,
+    PretrainCorpusConfig,
+    PretrainVideo,
+    build_corpus,
+    describe,
+    sample_example,
+    sample_videos,
+)
+from rankvideo.data.synthetic.scenes import OnScreenText, Scene, SceneObject
+from rankvideo.stages.pretrain import corpus_config
+
+
+def _default_benchmark_cfg() -> BenchmarkConfig:
+    """The embedded benchmark exactly as the default pipeline builds it (data=synthetic)."""
+    cfg = compose_cfg()
+    d, s = cfg.data, cfg.synthesis
+    return BenchmarkConfig(
+        seed=int(cfg.seed), num_events=int(d.num_events), videos_per_event=int(d.videos_per_event),
+        details_per_video=int(d.details_per_video), num_queries=int(d.num_queries),
+        video=VideoSpec(**dict(d.video)), variants=dict(s.variants), visual_qtypes=dict(s.visual_qtypes),
+        place_rate=float(s.place_rate),
+    )
+
+
+def test_the_default_corpus_shares_no_video_scene_caption_or_query_with_the_benchmark():
+    bench_cfg = _default_benchmark_cfg()
+    records, truths = _sample_corpus(bench_cfg)
+    queries, _ = _sample_queries(bench_cfg, truths)
+    bench_scenes = {Scene.from_dict(r["truth"]["scene"]) for r in records}
+    bench_captions = {r["caption"] for r in records}
+    bench_queries = {q.text for q in queries}
+
+    pcfg = corpus_config(compose_cfg().pretrain.corpus)
+    videos = sample_videos(pcfg)
+    assert len(videos) == pcfg.num_videos
+    # Scenes (every object, position, entry time, colour, text, background) never repeat, so no
+    # rendered clip can either: rendering is a pure function of the scene.
+    assert not bench_scenes & {v.scene for v in videos}
+    rng = np.random.default_rng(0)
+    texts = set()
+    for v in videos[:600]:
+        texts.add(describe(v, rng))
+        for form in ("question", "rerank", "short"):
+            for qtype in QTYPES:
+                ex = sample_example(v, qtype, form, rng)
+                if ex is not None:
+                    texts.add(ex.text)
+    assert not texts & bench_captions
+    assert not texts & bench_queries
+    # Not even the benchmark's query openings are used by the generic queries.
+    leads = ("Video of", "Footage of", "Find the clip of", "News video of")
+    assert not [t for t in texts if t.startswith(leads)]
+
+
+def test_same_seed_same_videos_other_seed_other_videos():
+    a = sample_videos(PretrainCorpusConfig(num_videos=20, num_heldout=2))
+    b = sample_videos(PretrainCorpusConfig(num_videos=20, num_heldout=2))
+    c = sample_videos(PretrainCorpusConfig(seed=7, num_videos=20, num_heldout=2))
+    assert a == b
+    assert not {v.scene for v in a} & {v.scene for v in c}
+
+
+def _video(objects, text=None, kind="flood", place="Lisbon", emblem=True) -> PretrainVideo:
+    scene = Scene(objects=tuple(objects), text=text, background=(30, 30, 30), seconds=6.0, fps=8, width=96, height=96,
+                  starts=tuple((0.5, 0.5) for _ in objects), kind_index=0, place_index=1 if emblem else -1)
+    return PretrainVideo(0, kind, place, scene)
+
+
+RED_CIRCLE = SceneObject("circle", "red", "large", "upward", 0.0)
+BLUE_SQUARE = SceneObject("square", "blue", "small", "static", 1.2)
+
+
+def test_answers_follow_the_ground_truth():
+    v = _video([RED_CIRCLE, BLUE_SQUARE], text=OnScreenText("FLOOD", 0.0, 4.0))
+    rng = np.random.default_rng(3)
+    seen = Counter()
+    for _ in range(3000):
+        ex = sample_example(v, QTYPES[int(rng.integers(len(QTYPES)))], "question", rng)
+        if ex is None:
+            continue
+        q, a = ex.text, ex.answer
+        seen[(ex.qtype, a)] += 1
+        expected = {
+            "Is there a red object?": "yes", "Is there a green object?": "no", "Is there a circle?": "yes",
+            "Is there a triangle?": "no", "Is there a red circle?": "yes", "Is there a red square?": "no",
+            "Is there a blue circle?": "no", "How many shapes are there?": "two", "How many circles are there?": "one",
+            "How many triangles are there?": "zero", "Which object appears first?": "red circle",
+            "Does the red circle appear before the blue square?": "yes",
+            "Does the blue square appear before the red circle?": "no", "How does the red circle move?": "upward",
+            "How does the blue square move?": "still", "Does the blue square stand still?": "yes",
+            "Is the red circle bigger than the blue square?": "yes", "Is the blue square bigger than the red circle?": "no",
+            "What word is written on screen?": "FLOOD", "Does the screen read FLOOD?": "yes",
+            "Does the screen read FIRE?": "no", "What kind of event is this?": "flood", "Is this a flood?": "yes",
+            "Is this a storm?": "no", "Which place does the emblem show?": "Lisbon", "Is the emblem of Lisbon shown?": "yes",
+            "Is the emblem of Osaka shown?": "no", "Is there nothing red in the video?": "no",
+            "Is there nothing green in the video?": "yes", "What colour is the circle?": "red",
+            "What shape is the blue object?": "square",
+        }
+        if q in expected:
+            assert a == expected[q], q
+    # Yes/no answers are balanced per type (within sampling noise).
+    for qtype in ("object", "order", "kind", "relevance"):
+        yes, no = seen[(qtype, "yes")], seen[(qtype, "no")]
+        assert yes and no and 0.6 < yes / no < 1.6, (qtype, yes, no)
+
+
+def test_relevance_queries_change_exactly_one_part_when_irrelevant():
+    v = _video([RED_CIRCLE, BLUE_SQUARE], kind="flood", place="Lisbon")
+    rng = np.random.default_rng(5)
+    for _ in range(400):
+        ex = sample_example(v, "relevance", "rerank", rng)
+        if ex is None:
+            continue
+        named_kind = [k for k in ("flood", "wildfire", "protest", "festival", "earthquake", "marathon", "storm",
+                                  "election", "concert", "parade", "strike", "eruption") if k in ex.text]
+        if ex.answer == "yes":
+            assert named_kind == ["flood"], ex.text
+            assert "Lisbon" in ex.text or not any(p in ex.text for p in ("Osaka", "Lima", "Valencia", "Seoul"))
+
+
+def test_place_without_an_emblem_is_none():
+    v = _video([RED_CIRCLE], emblem=False)
+    rng = np.random.default_rng(1)
+    answers = {sample_example(v, "place", "question", rng).answer for _ in range(200)}
+    assert answers <= {"none", "no"} and "none" in answers
+
+
+def test_rerank_form_uses_query_phrases_and_caption_form_a_full_description():
+    v = _video([RED_CIRCLE, BLUE_SQUARE], text=OnScreenText("FLOOD", 0.0, 4.0))
+    rng = np.random.default_rng(2)
+    ex = sample_example(v, "caption", "caption", rng)
+    assert ex.answer == ("A flood scene. The emblem of Lisbon is in the corner. It opens with a large red circle that "
+                         "moves upward. " + ex.answer.split("upward. ")[1])
+    assert "small blue square that stays still" in ex.answer and ex.answer.endswith("Two shapes in all.")
+    for _ in range(50):
+        ex = sample_example(v, "object", "rerank", rng)
+        assert ex.yes_no and not ex.text.endswith("?")
+    assert all(f in FORMS for f in ("short", "question", "instruct", "rerank", "caption"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_built_corpus_decodes_like_the_benchmark_and_resumes(tmp_path, workers):
+    cfg = PretrainCorpusConfig(num_videos=6, num_heldout=2, video=VideoSpec(seconds=2.0), num_workers=workers)
+    corpus = build_corpus(cfg, tmp_path / "c")
+    assert corpus.frames.shape == (6, 4, 96, 96, 3)  # 2 s at 2 fps
+    np.testing.assert_allclose(corpus.timestamps[0], [0.0, 0.5, 1.0, 1.5])
+    assert corpus.train_indices == [0, 1, 2, 3] and corpus.heldout_indices == [4, 5]
+    clip = corpus.clip(4)
+    assert clip.frames.dtype == np.uint8 and clip.frames.flags.writeable
+    # A red large circle is visible: some pixels are strongly red in the frames of a clip showing one.
+    again = build_corpus(cfg, tmp_path / "c")  # reused, not rebuilt
+    assert again.manifest["frames_sha256"] == corpus.manifest["frames_sha256"]
+    other = build_corpus(cfg, tmp_path / "d")
+    assert other.manifest["frames_sha256"] == corpus.manifest["frames_sha256"]
+    assert isinstance(PretrainCorpus(tmp_path / "c").videos[0], PretrainVideo)
+
+
+def test_corpus_config_is_checked():
+    with pytest.raises(ValueError, match="num_videos > num_heldout"):
+        PretrainCorpusConfig(num_videos=5, num_heldout=5).validate()
