@@ -51,7 +51,10 @@ class Stage1DataModule(L.LightningDataModule):
         return out
 
     def train_dataloader(self):
-        return _loader(self.examples, self.batch_size, self.collate, shuffle=True, seed=self.seed)
+        # The order of an epoch is a function of (seed, epoch), not of how many epochs this process
+        # has run: a run resumed from a checkpoint sees the same batches as an uninterrupted one.
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return _loader(self.examples, self.batch_size, self.collate, shuffle=True, seed=self.seed * 100_003 + epoch)
 
     def val_dataloader(self):
         if not self.val_examples:

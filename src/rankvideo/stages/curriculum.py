@@ -169,7 +169,7 @@ def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     module = PerceptionSFTModule(model_path=base, **_common(cfg, s1))
     with tracked_run(cfg, "stage1", source=source, pipeline_cfg=pipeline_cfg, inputs=[str(cfg.paths.benchmark), base],
                      resume_file=out / "mlflow_run_id") as tr:
-        trainer = _trainer(cfg, s1, out, StageRunLogger(tr))
+        trainer = _trainer(cfg, s1, out, StageRunLogger(tr), reload_dataloaders_every_n_epochs=1)
         trainer.fit(module, dm, ckpt_path=resume)
         module.export(stage_model_dir(out), processor)
         cm = trainer.callback_metrics
