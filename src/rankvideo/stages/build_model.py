@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -22,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.benchmark import Benchmark
 from ..models.tiny import build_tiny_qwen3_vl
 from ..tracking import tracked_run
-from ..utils.io import write_json
+from ..utils.io import atomic_dir, write_json
 from .pretrain import file_sha256
 
 log = logging.getLogger(__name__)
@@ -78,18 +77,6 @@ def verify_pretrained(folder: str | os.PathLike, sha256: dict, arch: dict | None
     return info
 
 
-def _copy_tree(src: Path, out: Path) -> None:
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        shutil.copytree(src, tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
     out = Path(cfg.paths.model_dir)
     pretrained = cfg.model.get("pretrained") if cfg.model.build else None
@@ -106,8 +93,8 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
         if pretrained:
             info = verify_pretrained(pretrained.path, OmegaConf.to_container(pretrained.sha256, resolve=True),
                                      {k: v for k, v in arch.items()})
-            out.parent.mkdir(parents=True, exist_ok=True)
-            _copy_tree(Path(str(pretrained.path)), out)
+            with atomic_dir(out) as tmp:
+                shutil.copytree(Path(str(pretrained.path)), tmp)
             log.info("model=%s: the pre-trained backbone %s (sha256 checked) -> %s", cfg.model.name, pretrained.path, out)
             tr.set_tags({"model.pretrained": str(pretrained.path),
                          "model.state_dict_sha256": info.get("state_dict_sha256", "")})

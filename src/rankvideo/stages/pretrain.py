@@ -21,9 +21,7 @@ import json
 import logging
 import os
 import platform
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import lightning as L
@@ -37,7 +35,7 @@ from ..models.tiny import build_tiny_qwen3_vl, load_processor, state_dict_sha256
 from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, parse_schedule
 from ..tracking import tracked_run
 from ..tracking.lightning_logger import StageRunLogger
-from ..utils.io import write_json
+from ..utils.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +138,7 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
             "config": {"pretrain": OmegaConf.to_container(p, resolve=True),
                        "model.arch": OmegaConf.to_container(cfg.model.arch, resolve=True)},
         }
-        tmp = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
-        try:
+        with atomic_dir(out) as tmp:
             module.export(tmp, processor)
             # The builder's record (architecture, tokenizer), now describing the trained weights.
             build = json.loads((init / "build_info.json").read_text())
@@ -152,12 +149,6 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
             write_json(tmp / INFO, info)
             sums = folder_sums(tmp)
             (tmp / SUMS).write_text("".join(f"{h}  {name}\n" for name, h in sums.items()))
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         tr.log_metrics({"pretrain/seconds": seconds, "pretrain/steps": trainer.global_step,
                         **{f"pretrain/heldout/{k}": v for k, v in module.heldout.get("accuracy", {}).items()}})
         tr.set_tags({"pretrain.device": info["device"], "pretrain.threads": info["threads"]})

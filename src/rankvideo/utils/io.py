@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import secrets
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,6 +37,24 @@ def atomic_write_text(path: PathLike, write: Callable[[object], None]) -> None:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(out: PathLike):
+    """Yield a hidden temporary folder beside `out`; when the block ends without error it replaces
+    `out` (the old folder is removed first), otherwise it is deleted. A reader never sees a
+    half-written folder under `out`."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
