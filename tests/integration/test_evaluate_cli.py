@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, SHARED
 
 TREC = SHARED / "testdata" / "trec_eval"
-pytestmark = pytest.mark.skipif(not TREC.exists(), reason=f"{TREC} not found (shared test data)")
+needs_trec = pytest.mark.skipif(not TREC.exists(), reason=f"{TREC} not found (shared test data)")
 
 
 def _cli(tmp_path, *args):
@@ -24,6 +24,7 @@ def _cli(tmp_path, *args):
     )
 
 
+@needs_trec
 def test_cli_matches_trec_eval_official_output(tmp_path):
     out = tmp_path / "eval.json"
     p = _cli(tmp_path, f"run={TREC / 'results.test'}", f"qrels={TREC / 'qrels.test'}", f"out={out}")
@@ -37,6 +38,7 @@ def test_cli_matches_trec_eval_official_output(tmp_path):
     assert "nDCG@10" in p.stdout and "0.3016" in p.stdout  # the printed table
 
 
+@needs_trec
 def test_cli_counts_missing_query_as_zero(tmp_path):
     out = tmp_path / "eval.json"
     p = _cli(tmp_path, f"run={TREC / 'results.trunc'}", f"qrels={TREC / 'qrels.test'}", f"out={out}")
@@ -45,6 +47,7 @@ def test_cli_counts_missing_query_as_zero(tmp_path):
     assert json.loads(out.read_text())["nDCG@10"] == pytest.approx(0.1717, abs=5e-5)
 
 
+@needs_trec
 def test_cli_compares_with_a_baseline(tmp_path):
     out = tmp_path / "eval.json"
     p = _cli(tmp_path, f"run={TREC / 'results.trunc'}", f"qrels={TREC / 'qrels.test'}", f"baseline={TREC / 'results.test'}", f"out={out}")
@@ -55,6 +58,7 @@ def test_cli_compares_with_a_baseline(tmp_path):
     assert 0 <= c["p_value"] <= 1 and c["n"] == 3
 
 
+@needs_trec
 def test_cli_malformed_line_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.run"
     bad.write_text("301 Q0 d1 1 2.5 tag\n301 Q0 d2 2 not-a-number tag\n")
@@ -64,6 +68,7 @@ def test_cli_malformed_line_names_file_and_line(tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+@needs_trec
 def test_cli_reads_multivent_judgments_and_official_json_run(tmp_path):
     """The same graded judgments as MultiVENT JSONL and the same run as the official JSON give
     trec_eval's numbers (out.test.aql: ndcg_cut_10 all 0.2656)."""
@@ -78,6 +83,7 @@ def test_cli_reads_multivent_judgments_and_official_json_run(tmp_path):
     assert json.loads(out.read_text())["nDCG@10"] == pytest.approx(0.2656, abs=5e-5)
 
 
+@needs_trec
 @pytest.mark.parametrize("run_text, message", [
     ("", "the run ranks no document"),
     ("zz1 Q0 d1 1 1.0 x\n", "share no query id"),
@@ -95,3 +101,22 @@ def test_cli_refuses_an_empty_or_unrelated_run_in_one_line(tmp_path, run_text, m
     assert "Traceback" not in p.stderr
     ok = _cli(tmp_path, f"run={run}", f"qrels={TREC / 'qrels.test'}", "allow_empty=true")
     assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "Is a directory"),
+    (lambda p: (p.symlink_to(p.parent / "loop_b"), (p.parent / "loop_b").symlink_to(p)), "symbolic links"),
+])
+def test_cli_says_when_the_run_is_a_directory_or_a_symlink_loop(tmp_path, make, message):
+    run = tmp_path / "run.trec"
+    make(run)
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 d1 1\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "RANKVIDEO_DEBUG")}
+    p = subprocess.run([sys.executable, str(REPO / "src" / "evaluate.py"), f"run={run}", f"qrels={qrels}",
+                        f"paths.experiments={tmp_path / 'experiments'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+                       cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and message in lines[0] and str(run) in lines[0], p.stderr
+    assert "Traceback" not in p.stderr

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-
 from ..data.trec import Run, rank_order
 from ..utils.io import progress
+from ..utils.journal import append, open_journal, read_journal
 
 log = logging.getLogger(__name__)
 
@@ -44,42 +44,22 @@ def pair_key(query_text: str, video: str = "") -> str:
     return hashlib.sha256(json.dumps([query_text, video]).encode()).hexdigest()[:16]
 
 
-def _complete_lines(path: Path) -> tuple[list[str], int]:
-    """The file's complete lines (each ended by a newline) and the byte length they span; a tail
-    without its newline is a record cut by an interruption."""
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    return data[:end].decode("utf-8").splitlines(), end
-
-
 def read_progress(progress_file: Path, fingerprint: str, skipped: dict[str, str] | None = None
                   ) -> dict[str, dict[str, tuple[float, str]]]:
     """Scored pairs of earlier (or other ranks') runs with the same fingerprint, from
     `progress_file` and its per-rank siblings, whatever the number of ranks that wrote them:
     doc_id -> {qid: (score, pair key)}, later records overriding earlier ones. Files of another
-    configuration are ignored. Only complete records count: a line cut by an interruption (the
-    tail) or damaged (not JSON) is left out and logged, so its pairs are scored again. Videos
-    recorded as skipped are not done (a resumed run tries them again); they go into `skipped`."""
+    configuration are ignored. Only complete records count (`rankvideo.utils.journal`): a cut or
+    damaged line is left out and logged, so its pairs are scored again. Videos recorded as skipped
+    are not done (a resumed run tries them again); they go into `skipped`."""
     done: dict[str, dict[str, tuple[float, str]]] = {}
     files = sorted(progress_file.parent.glob(f"{progress_file.stem}*{progress_file.suffix}")) if progress_file.parent.is_dir() else []
     for path in files:
-        lines, end = _complete_lines(path)
-        if end < path.stat().st_size:
-            log.warning("%s: its last record was cut by an interruption (%d bytes); those pairs are scored again",
-                        path, path.stat().st_size - end)
-        try:
-            header = json.loads(lines[0]) if lines else {}
-        except json.JSONDecodeError:
-            header = {}
-        if header.get("fingerprint") != fingerprint:
-            log.info("progress file %s belongs to another run configuration: not reused", path)
-            continue
-        for lineno, line in enumerate(lines[1:], 2):
-            try:
-                row = json.loads(line)
-                doc = row["doc_id"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                log.warning("%s line %d: not a complete record (damaged by an interruption); ignored", path, lineno)
+        records = read_journal(path, fingerprint)
+        for lineno, row in records or ():
+            doc = row.get("doc_id")
+            if not isinstance(doc, str):
+                log.warning("%s line %d: a record without its doc_id; ignored", path, lineno)
                 continue
             if "skipped" in row:
                 if skipped is not None:
@@ -136,27 +116,11 @@ class VideoScoringRun:
 
     def __enter__(self) -> "VideoScoringRun":
         mine = shard_progress_file(self.progress_file, self.rank, self.world)
-        mine.parent.mkdir(parents=True, exist_ok=True)
-        fresh = True
-        if mine.exists():
-            lines, end = _complete_lines(mine)
-            try:
-                fresh = json.loads(lines[0]).get("fingerprint") != self.fingerprint if lines else True
-            except json.JSONDecodeError:
-                fresh = True
-            if not fresh and end < mine.stat().st_size:
-                # A record cut by an interruption: remove it, so the next record starts on its own line.
-                log.warning("%s: removing a record cut by an interruption (%d bytes) before appending",
-                            mine, mine.stat().st_size - end)
-                with open(mine, "r+b") as f:
-                    f.truncate(end)
-        if fresh:  # this rank's file of another configuration (or none): start it over
-            mine.write_text(json.dumps({"fingerprint": self.fingerprint}) + "\n")
         if self.stats["pairs_resumed"]:
             log.info("resuming: %d pairs already scored (%d videos complete), %d to score again because their query or "
                      "video changed (%s)", self.stats["pairs_resumed"], self.stats["videos_resumed"],
                      self.stats["pairs_rescored"], mine)
-        self._out = open(mine, "a", encoding="utf-8")
+        self._out = open_journal(mine, self.fingerprint)
         self._bar = progress(sum(len(self.need[d]) for d in self.todo),
                              "rerank" if self.world == 1 else f"rerank (rank {self.rank} of {self.world})", "pair")
         self._t0 = time.perf_counter()
@@ -169,14 +133,12 @@ class VideoScoringRun:
             self.stats["videos_skipped"] += 1
             self.stats["skipped"][doc] = reason
             log.warning("skipping video %s (%d pairs): %s", doc, len(qids), reason)
-            self._out.write(json.dumps({"doc_id": doc, "skipped": reason}) + "\n")  # for the merge's count
-            self._out.flush()
+            append(self._out, {"doc_id": doc, "skipped": reason})  # for the merge's count
         else:
             scores = self.score_video(doc, [self.queries[q] for q in qids])
             row = {qid: float(s) for qid, s in zip(qids, scores)}
             keys = {qid: self.key(doc, qid) for qid in qids}
-            self._out.write(json.dumps({"doc_id": doc, "scores": row, "keys": keys}) + "\n")
-            self._out.flush()
+            append(self._out, {"doc_id": doc, "scores": row, "keys": keys})
             entry = self.done.setdefault(doc, {})
             entry.update({q: (row[q], keys[q]) for q in qids})
             self.stats["pairs_scored"] += len(qids)

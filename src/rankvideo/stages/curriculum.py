@@ -34,7 +34,7 @@ from ..models.tiny import load_processor
 from ..modules import PerceptionSFTModule, RerankingModule
 from ..tracking import StageRun, run_context, tracked_run
 from ..tracking.lightning_logger import StageRunLogger
-from ..utils.io import tree_fingerprint
+from ..utils.io import resumable_checkpoint, tree_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,10 @@ def _prepare_dir(out: Path, fingerprint: str) -> str | None:
     """Keep an interrupted run of the same config (returns its checkpoint to resume from);
     clear anything else."""
     marker = out / "fingerprint.txt"
-    last = out / "checkpoints" / "last.ckpt"
-    if out.exists() and marker.exists() and marker.read_text() == fingerprint and last.exists() and not (out / "model").exists():
-        return str(last)
+    if out.exists() and marker.exists() and marker.read_text() == fingerprint and not (out / "model").exists():
+        last = resumable_checkpoint(out / "checkpoints")
+        if last:
+            return last
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

@@ -35,7 +35,7 @@ from ..models.tiny import build_tiny_qwen3_vl, load_processor, state_dict_sha256
 from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, parse_schedule
 from ..tracking import tracked_run
 from ..tracking.lightning_logger import StageRunLogger
-from ..utils.io import atomic_dir, write_json
+from ..utils.io import atomic_dir, resumable_checkpoint, write_json
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,9 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
                             lr=float(p.lr), weight_decay=float(p.weight_decay), warmup_ratio=float(p.warmup_ratio),
                             freeze_vision=float(p.vision_lr_scale) == 0, vision_lr_scale=float(p.vision_lr_scale))
     ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    resume = str(last) if last.exists() else None
+    resume = resumable_checkpoint(ckpt_dir)
     if resume:
-        log.info("resuming pre-training from %s", last)
+        log.info("resuming pre-training from %s", resume)
 
     from lightning.pytorch.callbacks import ModelCheckpoint
 

@@ -23,8 +23,10 @@ sampler draws them. Graded-but-partial candidates (1-2) are neither and are not 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from ..teacher import build_teacher, evidence_text, sigmoid
 from ..teacher.mining import Candidate, MiningConfig, mine
 from ..tracking import tracked_run
 from ..utils.io import atomic_write_text, write_json
+from ..utils.journal import open_journal, read_journal
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +56,63 @@ def _pool(qrels_q: dict[str, int], ranking: list[str], depth: int, pos_min: int,
     return positives, negatives
 
 
+# Teacher settings that do not change a pair's margin (they decide which pairs are judged and what
+# is done with the margins): left out of the judged-pairs journal's fingerprint.
+NOT_JUDGING = ("mining", "pool_depth", "rerank_text_depth", "rerank_text_splits", "positive_min_grade",
+               "negative_max_grade", "calibration")
+
+
+def judge_fingerprint(tc: DictConfig, calibration: Path | None = None) -> str:
+    """What decides every pair's margin besides its query and evidence: the teacher's settings and,
+    for a calibrated teacher, its calibration file's bytes."""
+    settings = {k: v for k, v in OmegaConf.to_container(tc, resolve=True).items() if k not in NOT_JUDGING}
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    if calibration is not None:
+        h.update(Path(calibration).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _judge_pairs(teacher, pairs: list[tuple[str, str]], queries: dict[str, str], docs: dict[str, VideoDoc],
-                 fields: tuple[str, ...], chunk: int = 4096) -> dict[tuple[str, str], tuple[float, bool, str]]:
+                 fields: tuple[str, ...], chunk: int = 4096, journal: Path | None = None, fingerprint: str = ""
+                 ) -> tuple[dict[tuple[str, str], tuple[float, bool, str]], dict[str, int]]:
     """(qid, doc) -> (margin, says_yes, reasoning) for every distinct pair, judged in chunks so an
-    LLM backend shows progress."""
+    LLM backend shows progress, and the counts of pairs judged and resumed. With a `journal`
+    (`rankvideo.utils.journal`) each chunk's judgements are appended as they finish, and a pair
+    already judged under the same fingerprint, query text and evidence text is reused, so a killed
+    run loses at most the chunk in flight."""
     todo = sorted(set(pairs))
-    out: dict[tuple[str, str], tuple[float, bool, str]] = {}
+    texts = {pair: (queries[pair[0]], evidence_text(docs[pair[1]], fields)) for pair in todo}
+    key = {pair: hashlib.sha256(json.dumps(texts[pair]).encode()).hexdigest()[:16] for pair in todo}
+    stored: dict[str, tuple[float, bool, str]] = {}
+    for lineno, row in (read_journal(journal, fingerprint) or ()) if journal is not None else ():
+        try:
+            stored[row["key"]] = (float(row["margin"]), bool(row["says_yes"]), str(row.get("reasoning", "")))
+        except (KeyError, TypeError, ValueError):
+            log.warning("%s line %d: not a judged pair; ignored", journal, lineno)
+    out = {pair: stored[key[pair]] for pair in todo if key[pair] in stored}
+    todo = [pair for pair in todo if pair not in out]
+    counts = {"pairs_resumed": len(out), "pairs_judged_now": len(todo)}
+    if out:
+        log.info("teacher: %d pairs already judged (%s), %d to judge", len(out), journal, len(todo))
+    fh = open_journal(journal, fingerprint) if journal is not None else None
     t0 = time.perf_counter()
-    for i in range(0, len(todo), chunk):
-        part = todo[i:i + chunk]
-        res = teacher.judge([queries[q] for q, _ in part], [evidence_text(docs[d], fields) for _, d in part])
-        for k, (pair, m) in enumerate(zip(part, res.margins)):
-            out[pair] = (float(m), bool(res.says_yes[k]), res.reasonings[k])
-        log.info("teacher: judged %d of %d pairs (%.1f s)", min(i + chunk, len(todo)), len(todo), time.perf_counter() - t0)
-    return out
+    try:
+        for i in range(0, len(todo), chunk):
+            part = todo[i:i + chunk]
+            res = teacher.judge([texts[p][0] for p in part], [texts[p][1] for p in part])
+            for k, (pair, m) in enumerate(zip(part, res.margins)):
+                out[pair] = (float(m), bool(res.says_yes[k]), res.reasonings[k])
+                if fh is not None:
+                    fh.write(json.dumps({"key": key[pair], "qid": pair[0], "doc_id": pair[1], "margin": out[pair][0],
+                                         "says_yes": out[pair][1], "reasoning": out[pair][2]}, ensure_ascii=False) + "\n")
+            if fh is not None:
+                fh.flush()
+                os.fsync(fh.fileno())
+            log.info("teacher: judged %d of %d pairs (%.1f s)", min(i + chunk, len(todo)), len(todo), time.perf_counter() - t0)
+    finally:
+        if fh is not None:
+            fh.close()
+    return out, counts
 
 
 def _distribution(x: np.ndarray) -> dict:
@@ -144,7 +190,9 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
         pairs = [(qid, d) for pools in (train_pool, val_pool) for qid, (p, n) in pools.items() for d in p + n]
         pairs += [(qid, d) for qid, head in heads.items() for d in head if d in docs]
         t0 = time.perf_counter()
-        judged = _judge_pairs(teacher, pairs, qtext, docs, fields)
+        cal_file = out_dir / "calibration.json" if tc.name == "minilm" else None
+        judged, judge_counts = _judge_pairs(teacher, pairs, qtext, docs, fields, journal=out_dir / "judged.jsonl",
+                                            fingerprint=judge_fingerprint(tc, cal_file))
         judge_seconds = time.perf_counter() - t0
 
         # -- mining on train --------------------------------------------------------------------
@@ -242,10 +290,11 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
         # Timings go to MLflow only: the output folder must be a function of its inputs, or DVC
         # would see a new teacher after every identical rerun.
         write_json(metrics_path, metrics)
-        metrics = {**metrics, "judge_seconds": round(judge_seconds, 2), "seconds": round(time.perf_counter() - t_start, 2)}
+        metrics = {**metrics, **judge_counts, "judge_seconds": round(judge_seconds, 2),
+                   "seconds": round(time.perf_counter() - t_start, 2)}
 
         flat = _flatten({k: metrics[k] for k in ("mining", "val", "rerank_text", "records", "pairs_judged", "seconds",
-                                                 "judge_seconds")})
+                                                 "judge_seconds", "pairs_resumed", "pairs_judged_now")})
         tr.log_metrics(flat)
         for p in (labels_path, metrics_path, run_path):
             tr.log_artifact(p, "teacher")

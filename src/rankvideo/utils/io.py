@@ -58,6 +58,29 @@ def atomic_dir(out: PathLike):
         raise
 
 
+def resumable_checkpoint(ckpt_dir: PathLike) -> str | None:
+    """The checkpoint an interrupted training resumes from: `last.ckpt`, else the newest other
+    `*.ckpt`; None when there is none. A damaged file (not a whole torch zip archive, e.g. cut by a
+    full disk) is logged and renamed `*.damaged`, never loaded."""
+    import logging
+    import zipfile
+
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return None
+    others = sorted((p for p in ckpt_dir.glob("*.ckpt") if p.name != "last.ckpt"), key=lambda p: p.stat().st_mtime,
+                    reverse=True)
+    for path in [ckpt_dir / "last.ckpt", *others]:
+        if not path.is_file():
+            continue
+        if zipfile.is_zipfile(path):
+            return str(path)
+        logging.getLogger(__name__).warning("%s is damaged (not a complete checkpoint archive): renamed %s.damaged, "
+                                            "not resumed from", path, path.name)
+        os.replace(path, path.with_name(path.name + ".damaged"))
+    return None
+
+
 def write_json(path: PathLike, obj: Any) -> None:
     """Pretty, key-sorted JSON written atomically (stable bytes for DVC hashes and diffs)."""
     atomic_write_text(path, lambda fh: fh.write(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
