@@ -138,7 +138,11 @@ def strictly_ordered(run: Mapping[str, Mapping[str, float]],
     tiebreak_run = tiebreak_run or {}
     out: Run = {}
     for qid, scores in run.items():
-        order = rank_order(scores, tiebreak_run.get(qid))
+        values = list(scores.values())
+        if len(set(values)) == len(values) and all(map(math.isfinite, values)):
+            order = sorted(scores, key=scores.__getitem__, reverse=True)  # no ties: the scores decide alone
+        else:
+            order = rank_order(scores, tiebreak_run.get(qid))
         n = len(order)
         out[qid] = {doc: float(n - i) for i, doc in enumerate(order)}
     return out
@@ -164,12 +168,52 @@ def _iter_lines(path: PathLike) -> Iterable[tuple[int, list[str]]]:
                 yield lineno, cols
 
 
-def _read_pairs(path: PathLike, layout: str, value_col: int, parse, what: str) -> dict[str, dict]:
+def _read_pairs_fast(path: PathLike, width: int, value_col: int, cast, check=None) -> dict[str, dict] | None:
+    """The whole file read in one pass with no per-line validation beyond the column count, then
+    checked in bulk (no pair twice, every value castable and passing `check`); None at the first
+    problem, so the careful reader can say which line is wrong."""
+    raw: dict[str, dict[str, str]] = {}
+    lines = 0
+    with open(path, encoding="utf-8-sig") as fh:
+        for line in fh:
+            cols = line.split()
+            if not cols:
+                continue
+            if len(cols) < width:
+                return None
+            docs = raw.get(cols[0])
+            if docs is None:
+                docs = raw[cols[0]] = {}
+            docs[cols[2]] = cols[value_col]
+            lines += 1
+    if sum(map(len, raw.values())) != lines:  # a pair seen twice
+        return None
+    out: dict[str, dict] = {}
+    try:
+        for qid, docs in raw.items():
+            values = list(map(cast, docs.values()))
+            if check is not None and not all(map(check, values)):
+                return None
+            out[qid] = dict(zip(docs, values))
+    except ValueError:
+        return None
+    return out
+
+
+def _read_pairs(path: PathLike, layout: str, value_col: int, parse, what: str, *, cast=None, check=None
+                ) -> dict[str, dict]:
     """Shared reader of TREC run and qrels lines: qid in column 0, doc id in column 2, the value
     in `value_col`; at least as many columns as `layout` names (extra trailing columns tolerated,
     as trec_eval does). A (qid, doc) pair seen twice is an error naming both lines: trec_eval
-    refuses it too, and keeping one would make the result depend on file order."""
+    refuses it too, and keeping one would make the result depend on file order.
+
+    With `cast` (and `check`), a well-formed file is read by the bulk reader; any problem sends
+    the file through the line-by-line reader below, whose `parse` names the file and the line."""
     width = len(layout.split())
+    if cast is not None:
+        fast = _read_pairs_fast(path, width, value_col, cast, check)
+        if fast is not None:
+            return fast
     out: dict[str, dict] = {}
     first_seen: dict[tuple[str, str], int] = {}
     for lineno, cols in _iter_lines(path):
@@ -203,7 +247,7 @@ def read_trec_run(path: PathLike) -> Run:
             raise FormatError(path, f"score {text!r} is not finite", line=lineno)
         return value
 
-    return _read_pairs(path, "qid Q0 docid rank score tag", 4, score, "appears")
+    return _read_pairs(path, "qid Q0 docid rank score tag", 4, score, "appears", cast=float, check=math.isfinite)
 
 
 def _format_score(score: float) -> str:
@@ -271,7 +315,7 @@ def read_qrels(path: PathLike) -> Qrels:
         except ValueError:
             raise FormatError(path, f"relevance {text!r} is not an integer", line=lineno) from None
 
-    return _read_pairs(path, "qid iter docid rel", 3, label, "judged")
+    return _read_pairs(path, "qid iter docid rel", 3, label, "judged", cast=int)
 
 
 def write_qrels(path: PathLike, qrels: Mapping[str, Mapping[str, int]]) -> None:

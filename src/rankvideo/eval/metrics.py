@@ -109,6 +109,20 @@ def _resolve_measures(measures: Iterable[str | ir_measures.Measure],
     return out
 
 
+def _measure_groups(measures: list, ordered: Mapping[str, Mapping[str, float]]):
+    """(measures, run) pairs to compute. RR@k sees only each query's top k (what it reads), as its
+    MS MARCO backend spends its time ordering the whole ranking in Python; every other measure
+    sees the whole run."""
+    rr = [m for m in measures if m.NAME == "RR" and m.params.get("cutoff")]
+    rest = [m for m in measures if m not in rr]
+    groups = [(rest, ordered)] if rest else []
+    if rr:
+        depth = max(int(m.params["cutoff"]) for m in rr)
+        top = {q: dict(sorted(docs.items(), key=lambda kv: kv[1], reverse=True)[:depth]) for q, docs in ordered.items()}
+        groups.append((rr, top))
+    return groups
+
+
 def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
              measures: Sequence[str | ir_measures.Measure] = DEFAULT_MEASURES,
              tiebreak_run: Mapping[str, Mapping[str, float]] | None = None,
@@ -148,10 +162,11 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
         by_measure.setdefault(m, []).append(name)
     names = tuple(resolved)
     raw: dict[str, dict[str, float]] = {q: {} for q in judged}
-    for metric in ir_measures.iter_calc(list(by_measure), judged, ordered):
-        if metric.query_id in raw:
-            for name in by_measure[metric.measure]:
-                raw[metric.query_id][name] = float(metric.value)
+    for group, group_run in _measure_groups(list(by_measure), ordered):
+        for metric in ir_measures.iter_calc(group, judged, group_run):
+            if metric.query_id in raw:
+                for name in by_measure[metric.measure]:
+                    raw[metric.query_id][name] = float(metric.value)
     # A judged query with no ranking scores 0 (trec_eval -c); ir-measures
     # already yields 0 for it, the default here only makes that explicit.
     per_query = {q: {name: raw[q].get(name, 0.0) for name in names} for q in judged}

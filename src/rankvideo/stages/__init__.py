@@ -34,7 +34,7 @@ def stage_fn(name: str):
     def checked(cfg, *args, **kwargs):
         from ..utils.validate import validate_config
 
-        validate_config(cfg)
+        validate_config(cfg, name)
         return fn(cfg, *args, **kwargs)
 
     return checked

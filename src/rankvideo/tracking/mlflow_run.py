@@ -28,6 +28,7 @@ import importlib.metadata as md
 import json
 import logging
 import os
+import sys
 import platform
 import subprocess
 import tempfile
@@ -252,11 +253,17 @@ def mark_dead_runs(client, exp_id: str) -> list[str]:
 
 
 def _global_rank() -> int:
-    """This process's global rank as Lightning reads it from the launcher's environment (RANK,
-    LOCAL_RANK + NODE_RANK, SLURM_PROCID...); 0 in a single process."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    return int(getattr(rank_zero_only, "rank", 0) or 0)
+    """This process's global rank: Lightning's, when Lightning is loaded (it may have set it),
+    else read from the launcher's environment as Lightning reads it (the first of RANK, LOCAL_RANK,
+    SLURM_PROCID, JSM_NAMESPACE_RANK); 0 in a single process. Stages that train nothing (evaluate)
+    do not import Lightning for it."""
+    loaded = sys.modules.get("lightning.fabric.utilities.rank_zero")
+    if loaded is not None:
+        return int(getattr(loaded.rank_zero_only, "rank", 0) or 0)
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0
 
 
 def _metric_key(k: str) -> str:

@@ -64,9 +64,15 @@ def _select(cfg: DictConfig, key: str):
     return True, node
 
 
-def validate_config(cfg: DictConfig) -> None:
+# Checks that import the training code (torch, Lightning), run only for the stages that read them.
+LOSS_STAGES = ("stage2", "train")
+SCHEDULE_STAGES = ("pretrain",)
+
+
+def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
     """Raise ConfigError for the first value out of range (loss weights and temperatures, epochs,
-    batch sizes, depths, frame rates and counts, learning rates)."""
+    batch sizes, depths, frame rates and counts, learning rates). With `stage`, the stage-2 loss
+    and the pre-training schedule are checked only for the stages that use them."""
     for key, rule in _CHECKS.items():
         present, value = _select(cfg, key)
         if not present:
@@ -75,7 +81,7 @@ def validate_config(cfg: DictConfig) -> None:
         if not ok(value):
             raise ConfigError(f"{key}={value!r}: must be {what}")
     present, loss = _select(cfg, "loss")
-    if present and isinstance(loss, DictConfig):
+    if present and isinstance(loss, DictConfig) and (stage is None or stage in LOSS_STAGES):
         from ..losses import Stage2LossConfig
 
         values = {k: v for k, v in OmegaConf.to_container(loss, resolve=True).items() if k != "name"}
@@ -87,7 +93,7 @@ def validate_config(cfg: DictConfig) -> None:
         except ValueError as e:
             raise ConfigError(f"loss: {e}") from None
     present, schedule = _select(cfg, "pretrain.schedule")
-    if present:
+    if present and (stage is None or stage in SCHEDULE_STAGES):
         from ..modules.pretraining import parse_schedule
 
         try:

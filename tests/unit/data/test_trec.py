@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,48 @@ def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
     tsv = tmp_path / "queries.tsv"
     tsv.write_text("\ufeffq1\ta flood\n", encoding="utf-8")
     assert set(read_queries_tsv(tsv)) == {"q1"}
+
+
+def test_bulk_reader_equals_the_line_reader(tmp_path):
+    """Well-formed files go through the bulk reader; it must give what the careful reader gives
+    (same values, same query and document order), blank lines and extra columns included."""
+    import random
+
+    from rankvideo.data import trec
+
+    rng = random.Random(7)
+    lines = []
+    for q in range(30):
+        for d in rng.sample(range(500), 40):
+            lines.append(f"q{q} Q0 d{d} 1 {rng.choice([1, 2.5, -3e-4, 7])} tag extra\n")
+        lines.append("\n")
+    rng.shuffle(lines)
+    path = tmp_path / "run.trec"
+    path.write_text("".join(lines))
+    slow = trec._read_pairs(path, "qid Q0 docid rank score tag", 4, lambda t, n: float(t), "appears")
+    fast = trec.read_trec_run(path)
+    assert fast == slow
+    assert [list(d) for d in fast.values()] == [list(d) for d in slow.values()] and list(fast) == list(slow)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("q1 Q0 d1 1 nan t\n", "line 2: score 'nan' is not finite"),
+    ("q1 Q0 d1 1 x t\n", "line 2: score 'x' is not a number"),
+    ("q1 Q0 d0 1 2.0 t\n", "doc 'd0' appears twice (lines 1 and 2)"),
+    ("q1 Q0 d1\n", "line 2: expected at least 6 columns"),
+])
+def test_bad_lines_still_name_the_line(tmp_path, bad, message):
+    path = tmp_path / "run.trec"
+    path.write_text("q1 Q0 d0 1 1.0 t\n" + bad + "q2 Q0 d0 1 1.0 t\n")
+    with pytest.raises(FormatError, match=re.escape(message)):
+        read_trec_run(path)
+
+
+def test_strictly_ordered_without_ties_keeps_the_score_order():
+    from rankvideo.data.trec import rank_order, strictly_ordered
+
+    run = {"a": {"d1": 0.5, "d2": 2.0, "d3": -1.0}, "b": {"d1": 1.0, "d2": 1.0, "d0": 3.0}}
+    out = strictly_ordered(run, {"b": {"d1": 0.0, "d2": 5.0}})
+    assert list(sorted(out["a"], key=out["a"].get, reverse=True)) == ["d2", "d1", "d3"] == rank_order(run["a"])
+    assert list(sorted(out["b"], key=out["b"].get, reverse=True)) == ["d0", "d2", "d1"]
+    assert sorted(out["a"].values()) == [1.0, 2.0, 3.0]

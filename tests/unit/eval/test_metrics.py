@@ -268,3 +268,24 @@ def test_pooled_recall_counts_pairs_not_queries():
     assert pooled_recall(run, qrels, 3, relevance_level=2) == 1.0
     with pytest.raises(ValueError, match="no relevant"):
         pooled_recall(run, {"q3": {"y": 0}}, 10)
+
+
+def test_rr_at_k_on_the_top_k_equals_rr_at_k_on_the_whole_run():
+    """RR@10 is computed on each query's top 10 only; on the whole run it is the same number."""
+    import random
+
+    import ir_measures
+
+    from rankvideo.data.trec import strictly_ordered
+    from rankvideo.eval.metrics import evaluate
+
+    rng = random.Random(3)
+    run, qrels = {}, {}
+    for q in range(40):
+        docs = [f"d{i}" for i in range(200)]
+        run[f"q{q}"] = {d: round(rng.random(), 1) for d in docs}  # many ties
+        qrels[f"q{q}"] = {d: rng.choice([0, 1, 2]) for d in rng.sample(docs, 6)}
+    ours = evaluate(run, qrels, measures=("RR@10", "nDCG@10"))
+    whole = {m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.parse_measure("RR@10")], qrels,
+                                                                 strictly_ordered(run))}
+    assert {q: v["RR@10"] for q, v in ours.per_query.items()} == pytest.approx(whole, abs=0)
