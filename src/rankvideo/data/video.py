@@ -1,15 +1,25 @@
 """Video decoding and encoding for RankVideo.
 
-Reading is done with PyAV, sequentially, packet by packet. We deliberately do
-not use decord for reading: it trusts the container index, and on corrupt or
-partially downloaded files it can crash the whole process, which takes a
-data-loader worker down with it. Sequential decoding with PyAV turns every such
-failure into a Python exception we can wrap in :class:`VideoReadError`.
+Reading is done with PyAV. By default :func:`read_clip` first lists every
+frame's timestamp by demuxing the packets (no decoding), picks the frames to
+keep with the same sampling code the sequential path uses, then seeks to the
+keyframe before each kept frame and decodes forward to it. Every decoded
+frame is checked against the demuxed list; when the file does not support
+this (no timestamps, an announced frame count or duration that the packets
+do not match, a seek that lands in the wrong place, ...) the file is read
+sequentially instead, packet by packet, as if seeking had never been tried.
+
+We deliberately do not use decord for reading: it trusts the container index,
+and on corrupt or partially downloaded files it can crash the whole process,
+which takes a data-loader worker down with it. With PyAV every such failure
+is a Python exception we can wrap in :class:`VideoReadError` (or, in the seek
+path, turn into a fallback to sequential decoding).
 
 For the same reason nothing here trusts the frame count or duration announced
-by the container: they can be 0, missing, or simply wrong (files that announce
-444 frames of which only 68 decode exist in the wild). All sampling decisions
-are made from the timestamps of the frames that actually decode.
+by the container for sampling: they can be 0, missing, or simply wrong (files
+that announce 444 frames of which only 68 decode exist in the wild). The seek
+path only uses them to decide whether the demuxed packets can be trusted; all
+sampling decisions are made from the timestamps of the frames themselves.
 """
 
 from __future__ import annotations
@@ -90,15 +100,21 @@ class Clip:
 class _Sampler:
     """Picks frames on a regular time grid while they stream past.
 
-    Grid: t0 + k * step, t0 = first decoded timestamp. For each target the
+    Grid: t0 + k * step, t0 = first timestamp seen. For each target the
     first frame with timestamp >= target is taken; once a frame is taken,
     every target it already covers is skipped, so a frame is never taken
     twice (asking for more than the native rate yields each frame once).
 
     To bound memory, when the buffer grows past ``cap`` it keeps every other
     frame and doubles ``step``: the buffer is then (approximately) the same
-    sampling at half the rate. The final selection is therefore uniform over
-    this thinned grid rather than over the requested one.
+    sampling at half the rate. The final selection (:meth:`pick`) is
+    therefore uniform over this thinned grid rather than over the requested
+    one.
+
+    The sampler only looks at timestamps: what is stored with each taken
+    timestamp (``items``) is up to the caller, the RGB frame when decoding
+    sequentially, the frame's position when planning which frames to seek to
+    (see :func:`_sample_positions`). Both paths thus select the same frames.
     """
 
     def __init__(self, fps: float, cap: int) -> None:
@@ -106,7 +122,7 @@ class _Sampler:
         self.cap = cap
         self.t0: float | None = None
         self.next_k = 0
-        self.frames: list[np.ndarray] = []
+        self.items: list = []
         self.times: list[float] = []
 
     def wants(self, ts: float) -> bool:
@@ -119,16 +135,25 @@ class _Sampler:
         self.next_k = math.floor((ts - self.t0 + _TIME_EPS) / self.step) + 1
         return True
 
-    def add(self, rgb: np.ndarray, ts: float) -> None:
-        self.frames.append(rgb)
+    def add(self, item, ts: float) -> None:
+        self.items.append(item)
         self.times.append(ts)
-        if len(self.frames) > self.cap:
+        if len(self.items) > self.cap:
             self._thin()
+
+    def pick(self, max_frames: int) -> list[int]:
+        """Indices into ``items`` of the final selection: all of them if
+        there are at most ``max_frames``, else ``max_frames`` spread uniformly,
+        including the first and the last."""
+        n = len(self.items)
+        if n <= max_frames:
+            return list(range(n))
+        return [int(i) for i in np.round(np.linspace(0, n - 1, max_frames)).astype(int)]
 
     def _thin(self) -> None:
         # [::2] keeps the first frame; since we thin as soon as the buffer
         # holds cap + 1 frames and cap is even, it also keeps the newest one.
-        self.frames = self.frames[::2]
+        self.items = self.items[::2]
         self.times = self.times[::2]
         self.step *= 2.0
         # Grid point k on the old grid is k / 2 on the new one; the next
@@ -136,9 +161,19 @@ class _Sampler:
         self.next_k = (self.next_k + 1) // 2
         logger.debug(
             "thinned sample buffer to %d frames, sampling step now %.4f s",
-            len(self.frames),
+            len(self.items),
             self.step,
         )
+
+
+def _sample_positions(times: list[float], fps: float, max_frames: int) -> list[int]:
+    """Positions in ``times`` (every frame's timestamp, increasing) of the
+    frames the sequential path keeps for these ``fps`` and ``max_frames``."""
+    sampler = _Sampler(fps, cap=_BUFFER_FACTOR * max_frames)
+    for position, ts in enumerate(times):
+        if sampler.wants(ts):
+            sampler.add(position, ts)
+    return [sampler.items[i] for i in sampler.pick(max_frames)]
 
 
 def _is_int(x) -> bool:
@@ -316,7 +351,7 @@ def _decode(path, container, stream, fps, max_frames, max_decode_frames, deadlin
         except _AV_ERRORS:
             pass
 
-    if not sampler.frames:
+    if not sampler.items:
         detail = f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""
         raise VideoReadError(
             f"no video frame could be decoded from {path!r}{detail}; the file is corrupt or "
@@ -347,11 +382,9 @@ def _decode(path, container, stream, fps, max_frames, max_decode_frames, deadlin
     if dropped_ts:
         logger.warning("video file %r: dropped %d frames with non-increasing timestamps", path, dropped_ts)
 
-    frames_list, times = sampler.frames, sampler.times
-    if len(frames_list) > max_frames:
-        idx = np.round(np.linspace(0, len(frames_list) - 1, max_frames)).astype(int)
-        frames_list = [frames_list[i] for i in idx]
-        times = [times[i] for i in idx]
+    keep = sampler.pick(max_frames)
+    frames_list = [sampler.items[i] for i in keep]
+    times = [sampler.times[i] for i in keep]
 
     # average_rate is what FFmpeg measured/declared for the stream; when it
     # is missing (some raw or broken streams) the decoded timestamps are the
