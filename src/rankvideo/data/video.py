@@ -256,7 +256,9 @@ def read_clip(
         with _open(path) as container:
             stream = _video_stream(path, container)
             try:
-                return _read_by_seeking(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s)
+                return _read_by_seeking(
+                    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s
+                )
             except _SeekUnsupported as exc:
                 if seek:
                     raise VideoReadError(
@@ -327,12 +329,14 @@ class _FrameIndex:
     ``pts`` lists the frames' presentation timestamps (stream time base) in
     increasing order, i.e. the order the decoder outputs them. For the frame
     at position i, decoding must start at the keyframe at position
-    ``start[i]`` to produce it.
+    ``start[i]`` to produce it. ``reorder`` is how many frames a decoder
+    must hold back to output them in that order.
     """
 
     pts: list[int]
     start: list[int]
     position: dict[int, int]  # pts -> position in ``pts``
+    reorder: int
 
 
 def _read_by_seeking(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s) -> Clip:
@@ -355,6 +359,14 @@ def _read_by_seeking(path, container, stream, fps, max_frames, max_decode_frames
         raise _SeekUnsupported("its video stream has no time base")
     check_budget()
     index = _index_frames(path, container, stream, max_decode_frames, check_budget)
+    # A decoder that does not know the reordering depth up front (from the
+    # stream headers) learns it from frames that come out of order, and drops
+    # those: where that happens depends on what it decoded before.
+    depth = stream.codec_context.reorder_depth
+    if depth < index.reorder:
+        raise _SeekUnsupported(
+            f"its frames need a reordering depth of {index.reorder} but its headers declare {depth}"
+        )
     times = [float(pts * time_base) for pts in index.pts]
     keep = _sample_positions(times, fps, max_frames)
     frames = _decode_positions(container, stream, index, keep, check_budget)
@@ -413,7 +425,21 @@ def _index_frames(path, container, stream, max_decode_frames, check_budget) -> _
         raise _SeekUnsupported("two packets have the same presentation timestamp")
     _check_duration(container, stream, pts, packets)
     position = {p: i for i, p in enumerate(pts)}
-    return _FrameIndex(pts=pts, start=_decode_starts(packets, position), position=position)
+    return _FrameIndex(
+        pts=pts,
+        start=_decode_starts(packets, position),
+        position=position,
+        reorder=_reorder_depth([position[p] for p, _, _ in packets]),
+    )
+
+
+def _reorder_depth(ranks: list[int]) -> int:
+    """How many frames a decoder must hold back to output, in presentation
+    order, frames fed in this decode order (``ranks``: each packet's
+    position in presentation order, 0..n-1). Frame r is fed as the
+    (d+1)-th packet; with a delay of D frames, r is due out once r + D + 1
+    packets are fed, so D must be at least d - r."""
+    return max([0] + [d - r for d, r in enumerate(ranks)])
 
 
 def _check_duration(container, stream, pts: list[int], packets) -> None:
@@ -471,6 +497,8 @@ def _decode_positions(container, stream, index: _FrameIndex, keep: list[int], ch
     to a frame's keyframe only when that skips frames; raise
     _SeekUnsupported when a decoded frame is not the one expected."""
     rgb: list[np.ndarray] = []
+    codec = stream.codec_context
+    depth = codec.reorder_depth
     frames = None  # the decoder's output since the last seek
     pos = -1  # position of the last frame decoded; None right after a seek
     out_size: tuple[int, int] | None = None
@@ -481,6 +509,10 @@ def _decode_positions(container, stream, index: _FrameIndex, keep: list[int], ch
                 if frames is not None:
                     frames.close()
                 container.seek(index.pts[start], backward=True, stream=stream)
+                # PyAV warns that a flush may reset the decoder's reordering
+                # depth; keep the one it started with (checked sufficient).
+                if codec.reorder_depth < depth:
+                    codec.reorder_depth = depth
                 frames = container.decode(stream)
                 pos = None
             frame, pos = _decode_to(frames, index, target, start, pos, check_budget)

@@ -282,6 +282,27 @@ def test_corrupted_bytes_give_the_sequential_result(tmp_path, dense_gop_clip):
         np.testing.assert_array_equal(auto.frames, sequential.frames, err_msg=f"corruption {k} at byte {start}")
 
 
+@pytest.mark.parametrize(
+    ("ranks", "depth"),
+    [([0, 1, 2, 3], 0), ([0, 2, 1, 3], 1), ([0, 1, 4, 2, 3], 1), ([0, 4, 2, 1, 3], 2), ([3, 0, 1, 2], 1)],
+)
+def test_reorder_depth_of_decode_orders(ranks, depth):
+    # ranks[d] = presentation position of the d-th packet decoded; x264's
+    # B-pyramid (I0 P4 B2 B1 B3) needs two frames held back.
+    assert video._reorder_depth(ranks) == depth
+
+
+def test_reordering_deeper_than_the_headers_declare_falls_back(short_clip, monkeypatch, caplog):
+    # A decoder that must discover the reordering depth drops frames while
+    # it does; the seek path cannot reproduce where, so it must not run.
+    monkeypatch.setattr(video, "_reorder_depth", lambda ranks: 99)
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    got = read_clip(short_clip, fps=10.0, max_frames=8)
+    expected = read_clip(short_clip, fps=10.0, max_frames=8, seek=False)
+    np.testing.assert_array_equal(got.timestamps, expected.timestamps)
+    assert any(FALLBACK in r.getMessage() and "reordering depth" in r.getMessage() for r in caplog.records)
+
+
 def test_frame_limit_applies_to_the_seek_path(short_clip):
     with pytest.raises(VideoReadError, match="max_decode_frames=5") as info:
         read_clip(short_clip, max_decode_frames=5, seek=True)
