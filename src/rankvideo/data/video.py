@@ -1,15 +1,25 @@
 """Video decoding and encoding for RankVideo.
 
-Reading is done with PyAV, sequentially, packet by packet. We deliberately do
-not use decord for reading: it trusts the container index, and on corrupt or
-partially downloaded files it can crash the whole process, which takes a
-data-loader worker down with it. Sequential decoding with PyAV turns every such
-failure into a Python exception we can wrap in :class:`VideoReadError`.
+Reading is done with PyAV. By default :func:`read_clip` first lists every
+frame's timestamp by demuxing the packets (no decoding), picks the frames to
+keep with the same sampling code the sequential path uses, then seeks to the
+keyframe before each kept frame and decodes forward to it. Every decoded
+frame is checked against the demuxed list; when the file does not support
+this (no timestamps, an announced frame count or duration that the packets
+do not match, a seek that lands in the wrong place, ...) the file is read
+sequentially instead, packet by packet, as if seeking had never been tried.
+
+We deliberately do not use decord for reading: it trusts the container index,
+and on corrupt or partially downloaded files it can crash the whole process,
+which takes a data-loader worker down with it. With PyAV every such failure
+is a Python exception we can wrap in :class:`VideoReadError` (or, in the seek
+path, turn into a fallback to sequential decoding).
 
 For the same reason nothing here trusts the frame count or duration announced
-by the container: they can be 0, missing, or simply wrong (files that announce
-444 frames of which only 68 decode exist in the wild). All sampling decisions
-are made from the timestamps of the frames that actually decode.
+by the container for sampling: they can be 0, missing, or simply wrong (files
+that announce 444 frames of which only 68 decode exist in the wild). The seek
+path only uses them to decide whether the demuxed packets can be trusted; all
+sampling decisions are made from the timestamps of the frames themselves.
 """
 
 from __future__ import annotations
@@ -52,6 +62,16 @@ _BUFFER_FACTOR = 2
 _MAX_CONSECUTIVE_DECODE_ERRORS = 100
 
 
+# When the next frame to keep lies in a later GOP, the reader seeks to that
+# GOP's keyframe only if this skips more than this many frames; otherwise
+# decoding forward costs about the same as the seek and decoder flush.
+_SEEK_MIN_SKIP = 8
+
+# Paths whose fallback from seeking to sequential decoding was already
+# logged as a warning; later fallbacks of the same file log at debug level.
+_fallback_warned: set[str] = set()
+
+
 class VideoReadError(RuntimeError):
     """A video file could not be read; the message names the path, the cause
     and what to do about it."""
@@ -90,15 +110,21 @@ class Clip:
 class _Sampler:
     """Picks frames on a regular time grid while they stream past.
 
-    Grid: t0 + k * step, t0 = first decoded timestamp. For each target the
+    Grid: t0 + k * step, t0 = first timestamp seen. For each target the
     first frame with timestamp >= target is taken; once a frame is taken,
     every target it already covers is skipped, so a frame is never taken
     twice (asking for more than the native rate yields each frame once).
 
     To bound memory, when the buffer grows past ``cap`` it keeps every other
     frame and doubles ``step``: the buffer is then (approximately) the same
-    sampling at half the rate. The final selection is therefore uniform over
-    this thinned grid rather than over the requested one.
+    sampling at half the rate. The final selection (:meth:`pick`) is
+    therefore uniform over this thinned grid rather than over the requested
+    one.
+
+    The sampler only looks at timestamps: what is stored with each taken
+    timestamp (``items``) is up to the caller, the RGB frame when decoding
+    sequentially, the frame's position when planning which frames to seek to
+    (see :func:`_sample_positions`). Both paths thus select the same frames.
     """
 
     def __init__(self, fps: float, cap: int) -> None:
@@ -106,7 +132,7 @@ class _Sampler:
         self.cap = cap
         self.t0: float | None = None
         self.next_k = 0
-        self.frames: list[np.ndarray] = []
+        self.items: list = []
         self.times: list[float] = []
 
     def wants(self, ts: float) -> bool:
@@ -119,16 +145,25 @@ class _Sampler:
         self.next_k = math.floor((ts - self.t0 + _TIME_EPS) / self.step) + 1
         return True
 
-    def add(self, rgb: np.ndarray, ts: float) -> None:
-        self.frames.append(rgb)
+    def add(self, item, ts: float) -> None:
+        self.items.append(item)
         self.times.append(ts)
-        if len(self.frames) > self.cap:
+        if len(self.items) > self.cap:
             self._thin()
+
+    def pick(self, max_frames: int) -> list[int]:
+        """Indices into ``items`` of the final selection: all of them if
+        there are at most ``max_frames``, else ``max_frames`` spread uniformly,
+        including the first and the last."""
+        n = len(self.items)
+        if n <= max_frames:
+            return list(range(n))
+        return [int(i) for i in np.round(np.linspace(0, n - 1, max_frames)).astype(int)]
 
     def _thin(self) -> None:
         # [::2] keeps the first frame; since we thin as soon as the buffer
         # holds cap + 1 frames and cap is even, it also keeps the newest one.
-        self.frames = self.frames[::2]
+        self.items = self.items[::2]
         self.times = self.times[::2]
         self.step *= 2.0
         # Grid point k on the old grid is k / 2 on the new one; the next
@@ -136,9 +171,19 @@ class _Sampler:
         self.next_k = (self.next_k + 1) // 2
         logger.debug(
             "thinned sample buffer to %d frames, sampling step now %.4f s",
-            len(self.frames),
+            len(self.items),
             self.step,
         )
+
+
+def _sample_positions(times: list[float], fps: float, max_frames: int) -> list[int]:
+    """Positions in ``times`` (every frame's timestamp, increasing) of the
+    frames the sequential path keeps for these ``fps`` and ``max_frames``."""
+    sampler = _Sampler(fps, cap=_BUFFER_FACTOR * max_frames)
+    for position, ts in enumerate(times):
+        if sampler.wants(ts):
+            sampler.add(position, ts)
+    return [sampler.items[i] for i in sampler.pick(max_frames)]
 
 
 def _is_int(x) -> bool:
@@ -166,6 +211,7 @@ def read_clip(
     *,
     max_decode_frames: int = 200_000,
     timeout_s: float = 120.0,
+    seek: bool | None = None,
 ) -> Clip:
     """Decode ``path`` and return frames sampled at ``fps`` frames per second.
 
@@ -175,6 +221,13 @@ def read_clip(
     uniformly over the taken ones and including the first and last. For long
     videos the decoding buffer is thinned to bound memory (see
     :class:`_Sampler`), so the result is then uniform over a coarser grid.
+
+    ``seek`` chooses how: ``None`` (default) lists the frames' timestamps by
+    demuxing, then seeks to and decodes only the frames kept, falling back to
+    sequential decoding (with a warning naming the file and the reason) when
+    the file does not allow it; ``False`` always decodes sequentially;
+    ``True`` only seeks and raises :class:`VideoReadError` where it would
+    fall back. Both ways return the same frames and timestamps.
 
     A truncated file whose first frames decode yields those frames (with a
     warning); it is an error only when no frame decodes at all.
@@ -192,39 +245,320 @@ def read_clip(
         raise ValueError(f"max_decode_frames must be an integer >= 1, got {max_decode_frames!r}")
     if not (timeout_s > 0):
         raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+    if seek not in (None, True, False):
+        raise ValueError(f"seek must be None, True or False, got {seek!r}")
 
     path = os.fspath(path)
     _check_file(path)
     deadline = time.monotonic() + float(timeout_s)
 
+    if seek is not False:
+        with _open(path) as container:
+            stream = _video_stream(path, container)
+            try:
+                return _read_by_seeking(
+                    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s
+                )
+            except _SeekUnsupported as exc:
+                if seek:
+                    raise VideoReadError(
+                        f"video file {path!r} cannot be read by seeking: {exc}; "
+                        "read it with seek=None to decode it sequentially"
+                    ) from exc
+                _log_fallback(path, str(exc))
+    # A fresh container, so the sequential read is exactly what it would be
+    # had seeking never been tried.
+    with _open(path) as container:
+        stream = _video_stream(path, container)
+        # Decoder threading is left at PyAV's default on purpose: readers run
+        # in many data-loader workers at once, and per-video auto threading
+        # would spawn (workers x cores) threads and oversubscribe the CPUs.
+        return _decode(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s)
+
+
+def _open(path: str):
+    """Open ``path`` with PyAV, wrapping failure in :class:`VideoReadError`."""
     try:
         # metadata_errors="ignore": badly encoded title/comment tags are common
         # in scraped videos and must not make the pixels unreadable.
-        container = av.open(path, metadata_errors="ignore")
+        return av.open(path, metadata_errors="ignore")
     except _AV_ERRORS as exc:
         raise VideoReadError(
             f"cannot open video file {path!r} ({type(exc).__name__}: {exc}); it is not a readable "
             "media file (corrupt, truncated before its header, or not a video): re-download or re-encode it"
         ) from exc
 
-    with container:
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
+
+def _video_stream(path: str, container):
+    """The first video stream of ``container``, which must be decodable."""
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise VideoReadError(
+            f"video file {path!r} has no video stream (streams found: {', '.join(kinds)}); "
+            "supply a file with a video track (if it should have one, it is probably truncated "
+            "or corrupt: re-download it)"
+        )
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoReadError(
+            f"video file {path!r}: no decoder available for its video codec; re-encode it to H.264"
+        )
+    return stream
+
+
+def _log_fallback(path: str, reason: str) -> None:
+    """Say that ``path`` is decoded sequentially and why: a warning the first
+    time for each file in this process, at debug level afterwards."""
+    level = logging.DEBUG if path in _fallback_warned else logging.WARNING
+    _fallback_warned.add(path)
+    logger.log(level, "video file %r: cannot read it by seeking (%s); decoding it sequentially instead", path, reason)
+
+
+# ------------------------------------------------------------- seek path
+
+
+class _SeekUnsupported(Exception):
+    """Seeking cannot be trusted to give what sequential decoding gives for
+    this file; the message says why. Makes read_clip fall back."""
+
+
+@dataclass(frozen=True)
+class _FrameIndex:
+    """Every frame of a video stream, from its demuxed packets.
+
+    ``pts`` lists the frames' presentation timestamps (stream time base) in
+    increasing order, i.e. the order the decoder outputs them. For the frame
+    at position i, decoding must start at the keyframe at position
+    ``start[i]`` to produce it. ``reorder`` is how many frames a decoder
+    must hold back to output them in that order.
+    """
+
+    pts: list[int]
+    start: list[int]
+    position: dict[int, int]  # pts -> position in ``pts``
+    reorder: int
+
+
+def _read_by_seeking(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s) -> Clip:
+    """Read the frames the sequential path would keep, by seeking to each.
+
+    Raises _SeekUnsupported when the file does not allow it, VideoReadError
+    for the time budget and the frame limit (as the sequential path does).
+    """
+
+    def check_budget() -> None:
+        if time.monotonic() > deadline:
             raise VideoReadError(
-                f"video file {path!r} has no video stream (streams found: {', '.join(kinds)}); "
-                "supply a file with a video track (if it should have one, it is probably truncated "
-                "or corrupt: re-download it)"
+                f"reading video file {path!r} exceeded the {timeout_s:g} s time budget while "
+                "seeking to its frames; the file may be huge or pathological: "
+                "re-encode it shorter or raise timeout_s"
             )
-        stream = container.streams.video[0]
-        if stream.codec_context is None:
-            raise VideoReadError(
-                f"video file {path!r}: no decoder available for its video codec; re-encode it to H.264"
+
+    time_base = stream.time_base
+    if not time_base:
+        raise _SeekUnsupported("its video stream has no time base")
+    check_budget()
+    index = _index_frames(path, container, stream, max_decode_frames, check_budget)
+    # A decoder that does not know the reordering depth up front (from the
+    # stream headers) learns it from frames that come out of order, and drops
+    # those: where that happens depends on what it decoded before.
+    depth = stream.codec_context.reorder_depth
+    if depth < index.reorder:
+        raise _SeekUnsupported(
+            f"its frames need a reordering depth of {index.reorder} but its headers declare {depth}"
+        )
+    times = [float(pts * time_base) for pts in index.pts]
+    keep = _sample_positions(times, fps, max_frames)
+    frames = _decode_positions(container, stream, index, keep, check_budget)
+
+    # Same rule as the sequential path (see _decode).
+    native_fps = float(stream.average_rate) if stream.average_rate else 0.0
+    if native_fps <= 0 and len(times) > 1 and times[-1] > times[0]:
+        native_fps = (len(times) - 1) / (times[-1] - times[0])
+    return Clip(
+        frames=np.stack(frames),
+        timestamps=np.asarray([times[i] for i in keep], dtype=np.float64),
+        native_fps=native_fps,
+        path=path,
+    )
+
+
+def _index_frames(path, container, stream, max_decode_frames, check_budget) -> _FrameIndex:
+    """Demux every packet of ``stream`` (without decoding) into a
+    :class:`_FrameIndex`, checking that the packets describe the whole
+    stream as the decoder will see it; raises _SeekUnsupported if not."""
+    packets: list[tuple[int, bool, int]] = []  # (pts, is_keyframe, duration), decode order
+    last_dts = None
+    try:
+        for packet in container.demux(stream):
+            check_budget()
+            if packet.size == 0:  # the empty packet PyAV yields at the end, to flush the decoder
+                continue
+            if packet.pts is None:
+                raise _SeekUnsupported("a packet of its video stream has no timestamp")
+            if packet.is_corrupt:
+                raise _SeekUnsupported("a packet is incomplete or corrupt (the file is probably truncated)")
+            if packet.is_discard:
+                raise _SeekUnsupported("the container marks some frames to be discarded (edit list)")
+            if packet.dts is not None:
+                if last_dts is not None and packet.dts <= last_dts:
+                    raise _SeekUnsupported("the packets' decoding timestamps are not increasing")
+                last_dts = packet.dts
+            packets.append((packet.pts, bool(packet.is_keyframe), packet.duration or 0))
+            if len(packets) > max_decode_frames:
+                raise VideoReadError(
+                    f"video file {path!r} has more than max_decode_frames={max_decode_frames} frames; "
+                    "refusing to continue (possibly a pathological file): re-encode it or raise the limit"
+                )
+    except _AV_ERRORS as exc:
+        raise _SeekUnsupported(f"demuxing failed: {type(exc).__name__}: {exc}") from exc
+
+    if not packets:
+        raise _SeekUnsupported("its video stream has no packets")
+    if stream.frames and stream.frames != len(packets):
+        raise _SeekUnsupported(
+            f"the container announces {stream.frames} frames but {len(packets)} packets demux "
+            "(the file is probably truncated)"
+        )
+    pts = sorted(p for p, _, _ in packets)
+    if any(b <= a for a, b in zip(pts, pts[1:])):
+        raise _SeekUnsupported("two packets have the same presentation timestamp")
+    _check_duration(container, stream, pts, packets)
+    position = {p: i for i, p in enumerate(pts)}
+    return _FrameIndex(
+        pts=pts,
+        start=_decode_starts(packets, position),
+        position=position,
+        reorder=_reorder_depth([position[p] for p, _, _ in packets]),
+    )
+
+
+def _reorder_depth(ranks: list[int]) -> int:
+    """How many frames a decoder must hold back to output, in presentation
+    order, frames fed in this decode order (``ranks``: each packet's
+    position in presentation order, 0..n-1). Frame r is fed as the
+    (d+1)-th packet; with a delay of D frames, r is due out once r + D + 1
+    packets are fed, so D must be at least d - r."""
+    return max([0] + [d - r for d, r in enumerate(ranks)])
+
+
+def _check_duration(container, stream, pts: list[int], packets) -> None:
+    """Raise _SeekUnsupported unless the demuxed frames span the duration
+    the container announces (within two frame intervals): a shorter span
+    means frames are missing, typically from a truncated file."""
+    time_base = stream.time_base
+    if len(pts) > 1:
+        frame_dt = float((pts[-1] - pts[0]) * time_base) / (len(pts) - 1)
+    else:
+        frame_dt = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
+    last_duration = max(d for p, _, d in packets if p == pts[-1]) or frame_dt / float(time_base)
+    first = float(pts[0] * time_base)
+    end = float((pts[-1] + last_duration) * time_base)
+    tolerance = 2.0 * frame_dt + _TIME_EPS
+    if stream.duration:
+        announced = float(stream.duration * time_base)
+        if abs((end - first) - announced) <= tolerance:
+            return
+    elif container.duration:
+        # Containers differ on whether their duration counts from 0 or from
+        # the first timestamp (Matroska: from 0), so accept either.
+        announced = container.duration / av.time_base
+        if min(abs(end - first - announced), abs(end - announced)) <= tolerance:
+            return
+    else:
+        raise _SeekUnsupported("the container does not announce a duration")
+    raise _SeekUnsupported(
+        f"its frames span {end - first:.3f} s but the container announces {announced:.3f} s "
+        "(the file is probably truncated, or its index is wrong)"
+    )
+
+
+def _decode_starts(packets, position: dict[int, int]) -> list[int]:
+    """For each frame position, the position of the keyframe decoding must
+    start from: the last keyframe before its packet in decode order, or the
+    one before that for a frame shown before that keyframe (a leading frame
+    of an open GOP, which may reference the previous GOP)."""
+    start = [0] * len(position)
+    key = previous_key = None
+    for pts, is_keyframe, _ in packets:
+        if is_keyframe:
+            previous_key, key = key, pts
+        if key is None:
+            raise _SeekUnsupported("its first packet is not a keyframe")
+        frame_key = key if pts >= key else previous_key
+        if frame_key is None:
+            raise _SeekUnsupported("its first frames need a keyframe that precedes the file")
+        start[position[pts]] = position[frame_key]
+    return start
+
+
+def _decode_positions(container, stream, index: _FrameIndex, keep: list[int], check_budget) -> list[np.ndarray]:
+    """Decode the frames at positions ``keep`` (increasing) to RGB, seeking
+    to a frame's keyframe only when that skips frames; raise
+    _SeekUnsupported when a decoded frame is not the one expected."""
+    rgb: list[np.ndarray] = []
+    codec = stream.codec_context
+    depth = codec.reorder_depth
+    frames = None  # the decoder's output since the last seek
+    pos = -1  # position of the last frame decoded; None right after a seek
+    out_size: tuple[int, int] | None = None
+    try:
+        for target in keep:
+            start = index.start[target]
+            if frames is None or start - pos > _SEEK_MIN_SKIP:
+                if frames is not None:
+                    frames.close()
+                container.seek(index.pts[start], backward=True, stream=stream)
+                # PyAV warns that a flush may reset the decoder's reordering
+                # depth; keep the one it started with (checked sufficient).
+                if codec.reorder_depth < depth:
+                    codec.reorder_depth = depth
+                frames = container.decode(stream)
+                pos = None
+            frame, pos = _decode_to(frames, index, target, start, pos, check_budget)
+            if out_size is None:
+                out_size = (frame.width, frame.height)
+            # Same conversion as the sequential path, so pixels are identical.
+            w, h = out_size
+            rgb.append(frame.to_ndarray(format="rgb24", width=w, height=h))
+    except _AV_ERRORS as exc:
+        raise _SeekUnsupported(f"decoding after a seek failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if frames is not None:
+            frames.close()
+    return rgb
+
+
+def _decode_to(frames, index: _FrameIndex, target: int, start: int, pos: int | None, check_budget):
+    """Advance ``frames`` to the frame at position ``target``; return it and
+    its position. Every frame on the way must be the next one in ``index``
+    and decode without errors; the first after a seek (``pos`` None) must be
+    a keyframe at or before position ``start``."""
+    for frame in frames:
+        check_budget()
+        p = index.position.get(frame.pts) if frame.pts is not None else None
+        if p is None:
+            raise _SeekUnsupported(f"a decoded frame has timestamp {frame.pts}, which no packet has")
+        if frame.is_corrupt:
+            # The decoder concealed damage, using whatever it decoded before;
+            # after a seek that differs from a sequential decode.
+            raise _SeekUnsupported(f"the frame at pts {frame.pts} decoded with errors")
+        if pos is None:
+            if not frame.key_frame or p > start:
+                raise _SeekUnsupported(
+                    f"a seek meant to reach the keyframe at pts {index.pts[start]} landed at pts {frame.pts}"
+                )
+        elif p != pos + 1:
+            raise _SeekUnsupported(
+                f"decoding gave the frame at pts {frame.pts} where pts {index.pts[pos + 1]} was expected"
             )
-        # Decoder threading is left at PyAV's default on purpose: readers run
-        # in many data-loader workers at once, and per-video auto threading
-        # would spawn (workers x cores) threads and oversubscribe the CPUs.
-        clip = _decode(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s)
-    return clip
+        pos = p
+        if p == target:
+            return frame, pos
+    raise _SeekUnsupported(f"the frame at pts {index.pts[target]} did not decode (the file is probably truncated)")
+
+
+# ------------------------------------------------------- sequential path
 
 
 def _decode(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s) -> Clip:
@@ -316,7 +650,7 @@ def _decode(path, container, stream, fps, max_frames, max_decode_frames, deadlin
         except _AV_ERRORS:
             pass
 
-    if not sampler.frames:
+    if not sampler.items:
         detail = f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""
         raise VideoReadError(
             f"no video frame could be decoded from {path!r}{detail}; the file is corrupt or "
@@ -347,11 +681,9 @@ def _decode(path, container, stream, fps, max_frames, max_decode_frames, deadlin
     if dropped_ts:
         logger.warning("video file %r: dropped %d frames with non-increasing timestamps", path, dropped_ts)
 
-    frames_list, times = sampler.frames, sampler.times
-    if len(frames_list) > max_frames:
-        idx = np.round(np.linspace(0, len(frames_list) - 1, max_frames)).astype(int)
-        frames_list = [frames_list[i] for i in idx]
-        times = [times[i] for i in idx]
+    keep = sampler.pick(max_frames)
+    frames_list = [sampler.items[i] for i in keep]
+    times = [sampler.times[i] for i in keep]
 
     # average_rate is what FFmpeg measured/declared for the stream; when it
     # is missing (some raw or broken streams) the decoded timestamps are the
