@@ -42,6 +42,7 @@ from rankvideo.models.prompts import (
     THINK_OPEN,
     USER,
 )
+from rankvideo.utils.io import file_sha256
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -209,10 +210,6 @@ def state_dict_sha256(model: torch.nn.Module) -> str:
         # Viewed as bytes so bfloat16 (which numpy cannot hold) hashes too.
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_tiny_qwen3_vl(
@@ -420,7 +417,7 @@ def build_tiny_qwen3_vl(
             },
             "param_count": n_params,
             "tokenizer_size": n_tok,
-            "tokenizer_sha256": _file_sha256(tmp / "tokenizer.json"),
+            "tokenizer_sha256": file_sha256(tmp / "tokenizer.json"),
             "state_dict_sha256": state_dict_sha256(model),
             "visual_tokens_per_frame_pair": {f"{FRAME_SIDE}x{FRAME_SIDE}": tokens_per_pair},
             "config": config.to_dict(),

@@ -22,7 +22,7 @@ from ..data.benchmark import Benchmark
 from ..models.tiny import build_tiny_qwen3_vl
 from ..tracking import tracked_run
 from ..utils.io import atomic_dir, write_json
-from .pretrain import file_sha256
+from ..utils.io import file_sha256
 
 log = logging.getLogger(__name__)
 

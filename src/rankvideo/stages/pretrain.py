@@ -35,7 +35,7 @@ from ..models.tiny import build_tiny_qwen3_vl, load_processor, state_dict_sha256
 from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, parse_schedule
 from ..tracking import tracked_run
 from ..tracking.lightning_logger import StageRunLogger
-from ..utils.io import atomic_dir, resumable_checkpoint, write_json
+from ..utils.io import atomic_dir, file_sha256, resumable_checkpoint, write_json
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,6 @@ def corpus_config(node: DictConfig) -> PretrainCorpusConfig:
     d["video"] = VideoSpec(**d.get("video", {}))
     return PretrainCorpusConfig(**d)
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def folder_sums(folder: Path) -> dict[str, str]:

@@ -17,7 +17,6 @@ Newton's method), the weights are checked against a pinned sha256 before they ar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils.io import write_json
+from ..utils.io import file_sha256, write_json
 from .base import TeacherBase, TeacherOutput, split_evidence
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ __all__ = [
     "WeightsHashError",
     "content_words",
     "default_model_path",
-    "file_sha256",
     "fit_logistic",
     "verify_weights",
 ]
@@ -75,14 +73,6 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 class WeightsHashError(RuntimeError):
     """The weights file is not the pinned one."""
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def default_model_path() -> Path:

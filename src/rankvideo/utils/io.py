@@ -58,6 +58,15 @@ def atomic_dir(out: PathLike):
         raise
 
 
+def file_sha256(path: PathLike) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def resumable_checkpoint(ckpt_dir: PathLike) -> str | None:
     """The checkpoint an interrupted training resumes from: `last.ckpt`, else the newest other
     `*.ckpt`; None when there is none. A damaged file (not a whole torch zip archive, e.g. cut by a

@@ -21,6 +21,7 @@ import torch
 from rankvideo.data.video import Clip
 from rankvideo.models import prompts, tiny
 from rankvideo.models.prompts import ANSWER_PREFIX, SYSTEM, USER, build_messages
+from rankvideo.utils.io import file_sha256
 from rankvideo.models.scoring import (
     IGNORE_INDEX,
     answer_position,
@@ -83,7 +84,7 @@ def test_build_writes_loadable_folder_with_build_info(built, backbone):
     assert info["param_count"] == sum(p.numel() for p in model.parameters())
     assert info["param_count"] < 1_000_000  # tiny: CPU tests stay fast
     assert info["state_dict_sha256"] == state_dict_sha256(model)
-    assert info["tokenizer_sha256"] == tiny._file_sha256(path / "tokenizer.json")
+    assert info["tokenizer_sha256"] == file_sha256(path / "tokenizer.json")
     assert info["visual_tokens_per_frame_pair"] == {"96x96": 36}
     assert info["config"]["text_config"]["vocab_size"] >= len(processor.tokenizer)
     assert type(model).__name__ == "Qwen3VLForConditionalGeneration"

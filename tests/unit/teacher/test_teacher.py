@@ -294,10 +294,17 @@ def test_teacher_stage_on_tiny_benchmark(tmp_path):
     assert {p.name for p in out.iterdir()} >= {"labels.jsonl", "metrics.json", "run_text.trec", "calibration.json"}
     # The file is the returned metrics minus the timings (those go to MLflow only, so that an
     # identical rerun writes an identical folder).
-    timings = {"seconds", "judge_seconds"}
+    timings = {"seconds", "judge_seconds", "pairs_resumed", "pairs_judged_now"}
     assert timings <= set(metrics)
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps({k: v for k, v in metrics.items() if k not in timings}))
+    assert metrics["pairs_resumed"] == 0 and metrics["pairs_judged_now"] == metrics["pairs_judged"]
+    # A rerun judges nothing again (the journal of judged pairs) and writes the same folder.
+    labels = (out / "labels.jsonl").read_bytes()
+    again = teacher_stage.run(cfg, source="test", pipeline_cfg=cfg)
+    assert again["pairs_resumed"] == metrics["pairs_judged"] and again["pairs_judged_now"] == 0
+    assert (out / "labels.jsonl").read_bytes() == labels
+    assert json.loads((out / "metrics.json").read_text()) == on_disk
 
     bench = Benchmark(cfg.paths.benchmark)
     train = {q.qid: q for q in bench.queries("train")}
