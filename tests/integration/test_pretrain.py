@@ -113,3 +113,37 @@ def test_each_epoch_draws_the_batches_of_its_phase(tmp_path, caplog):
         pretrain.run(cfg)
     assert "pre-training epoch 0: prompt forms {'short': 1.0}" in caplog.text
     assert "pre-training epoch 1: prompt forms {'caption': 1.0}" in caplog.text
+
+
+def test_a_cut_run_resumed_gives_the_weights_of_an_uncut_one(tmp_path, monkeypatch):
+    """A pre-training killed after its first epoch's checkpoint and started again ends with the
+    same weights, byte for byte, as one that ran through (what the shipped run relied on)."""
+    from rankvideo.modules.pretraining import PretrainModule
+
+    overrides = ("pretrain.epochs=2", "pretrain.steps_per_epoch=3", "tracking.enabled=false")
+    whole = pretrain.run(_cfg(tmp_path / "whole", *overrides, f"paths.pretrain_work={tmp_path / 'w0'}"))
+
+    cut_cfg = _cfg(tmp_path / "cut", *overrides, f"paths.pretrain_work={tmp_path / 'w1'}")
+    step = PretrainModule.training_step
+
+    def dies_in_the_second_epoch(self, batch, batch_idx):
+        if self.current_epoch == 1:
+            raise RuntimeError("killed")
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(PretrainModule, "training_step", dies_in_the_second_epoch)
+    with pytest.raises(RuntimeError, match="killed"):
+        pretrain.run(cut_cfg)
+    assert not (tmp_path / "cut" / "pretrained").exists()
+    trained = []
+
+    def counted(self, batch, batch_idx):
+        trained.append(self.current_epoch)
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(PretrainModule, "training_step", counted)
+    resumed = pretrain.run(cut_cfg)
+    assert trained == [1, 1, 1]  # only the second epoch was trained again
+    assert resumed["steps"] == whole["steps"] == 6
+    assert resumed["sha256"]["model.safetensors"] == whole["sha256"]["model.safetensors"]
+    assert resumed["heldout"]["accuracy"] == whole["heldout"]["accuracy"]
