@@ -68,10 +68,10 @@ class Stage2DataModule(L.LightningDataModule):
     pairs of the val queries' first-stage heads for validation."""
 
     def __init__(self, sampler: GroupSampler, clips: ClipStore, processor, *, batch_size: int,
-                 val_pairs: Sequence[tuple[str, str, str]] = ()):
+                 val_pairs: Sequence[tuple[str, str, str]] = (), prompt: str = "paper"):
         super().__init__()
         self.sampler, self.clips, self.processor = sampler, clips, processor
-        self.batch_size, self.val_pairs = int(batch_size), list(val_pairs)
+        self.batch_size, self.val_pairs, self.prompt = int(batch_size), list(val_pairs), prompt
 
     def collate_groups(self, groups: list[QueryGroup]):
         n = max(len(g.doc_ids) for g in groups)
@@ -88,13 +88,14 @@ class Stage2DataModule(L.LightningDataModule):
             mask[i, :k] = True
         if not bool(mask.all()):
             raise ValueError("query groups of different sizes in one batch; every group has 1 + K pairs")
-        return {"inputs": encode_pairs(self.processor, clips, texts), "labels": labels, "teacher": teacher, "mask": mask}
+        return {"inputs": encode_pairs(self.processor, clips, texts, prompt=self.prompt), "labels": labels, "teacher": teacher, "mask": mask}
 
     def collate_video(self, item):
         """One validation batch = one video and the val queries that retrieved it: the video is
         preprocessed and vision-encoded once (see rankvideo.models.grouped)."""
         doc, rows = item
-        batch, pixels, grid = encode_queries_for_video(self.processor, self.clips[doc], [t for _, t in rows])
+        batch, pixels, grid = encode_queries_for_video(self.processor, self.clips[doc], [t for _, t in rows],
+                                                       prompt=self.prompt)
         return {"inputs": batch, "pixels": pixels, "grid": grid, "qids": [q for q, _ in rows], "doc_ids": [doc] * len(rows)}
 
     def train_dataloader(self):

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import torch
 
 from ..data.video import Clip
-from .prompts import ANSWER_PREFIX, build_messages
-from .scoring import _model_yes_no, _prompt, video_inputs
+from .prompts import PromptPreset, get_preset
+from .scoring import _model_answer_ids, answer_margin, pair_text, video_inputs
 
 
-def encode_queries_for_video(processor, clip: Clip, queries: Sequence[str]):
-    """`encode_pairs(processor, [clip] * n, queries)` with the video preprocessed once.
+def encode_queries_for_video(processor, clip: Clip, queries: Sequence[str], *, prompt: str | PromptPreset = "paper"):
+    """`encode_pairs(processor, [clip] * n, queries, prompt=prompt)` with the video preprocessed once.
 
     Returns (text inputs for the n pairs, the video's pixel values, its grid). The text inputs are
     token-for-token what `encode_pairs` builds (tested): the processor's own placeholder expansion
@@ -29,8 +29,7 @@ def encode_queries_for_video(processor, clip: Clip, queries: Sequence[str]):
     video = processor.video_processor(videos=[frames], video_metadata=[metadata], do_sample_frames=False,
                                       input_data_format="channels_last", return_metadata=True, return_tensors="pt")
     placeholder = processor.replace_video_token(video, 0)
-    texts = [(_prompt(processor, build_messages(q)) + ANSWER_PREFIX).replace(processor.video_token, placeholder, 1)
-             for q in queries]
+    texts = [pair_text(processor, q, prompt).replace(processor.video_token, placeholder, 1) for q in queries]
     enc = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt")
     batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
              "mm_token_type_ids": torch.tensor(processor.create_mm_token_type_ids(enc["input_ids"])),
@@ -56,13 +55,12 @@ def _repeat(encoder_output, n: int):
     return out
 
 
-def _forward(model, batch: dict, encoded, yes_no: tuple[int, int]) -> torch.Tensor:
+def _forward(model, batch: dict, encoded, ids) -> torch.Tensor:
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     n = batch["input_ids"].shape[0]
     out = model(**batch, mm_encoder_outputs={"video": _repeat(encoded, n)}, use_cache=False, logits_to_keep=1)
-    last = out.logits[:, -1, :].float()
-    return last[:, yes_no[0]] - last[:, yes_no[1]]
+    return answer_margin(out.logits[:, -1, :], ids)
 
 
 def _encode_video(model, pixels: torch.Tensor, grid: torch.Tensor):
@@ -70,24 +68,28 @@ def _encode_video(model, pixels: torch.Tensor, grid: torch.Tensor):
     return _vlm(model).get_video_features(pixels.to(device), grid.to(device), return_dict=True)
 
 
-def score_encoded_group(model, batch: dict, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Scores [n] of the n pairs of one video encoded by `encode_queries_for_video`, with one
-    vision pass. Runs under the caller's grad mode."""
-    return _forward(model, batch, _encode_video(model, pixels, grid), _model_yes_no(model))
+def score_encoded_group(model, batch: dict, pixels: torch.Tensor, grid: torch.Tensor, *,
+                        prompt: str | PromptPreset = "paper") -> torch.Tensor:
+    """Scores [n] of the n pairs of one video encoded by `encode_queries_for_video` (with the same
+    `prompt`), with one vision pass. Runs under the caller's grad mode."""
+    return _forward(model, batch, _encode_video(model, pixels, grid), _model_answer_ids(model, get_preset(prompt)))
 
 
 @torch.no_grad()
-def score_queries_for_video(model, processor, clip: Clip, queries: Sequence[str], *, batch_size: int = 32) -> list[float]:
-    """s = logit(yes) - logit(no) for (q, clip) for every q in `queries`: the video is
-    preprocessed once and encoded once; queries go through the language model in chunks."""
+def score_queries_for_video(model, processor, clip: Clip, queries: Sequence[str], *, batch_size: int = 32,
+                            prompt: str | PromptPreset = "paper") -> list[float]:
+    """The score of (q, clip) under `prompt` for every q in `queries`: the video is preprocessed
+    once and encoded once; queries go through the language model in chunks."""
     if not queries:
         return []
-    yes_no = _model_yes_no(model)
+    preset = get_preset(prompt)
+    ids = _model_answer_ids(model, preset)
     scores: list[float] = []
     encoded = None
     for start in range(0, len(queries), batch_size):
-        batch, pixels, grid = encode_queries_for_video(processor, clip, list(queries[start : start + batch_size]))
+        batch, pixels, grid = encode_queries_for_video(processor, clip, list(queries[start : start + batch_size]),
+                                                       prompt=preset)
         if encoded is None:  # the one vision pass of this video
             encoded = _encode_video(model, pixels, grid)
-        scores += _forward(model, batch, encoded, yes_no).tolist()
+        scores += _forward(model, batch, encoded, ids).tolist()
     return scores

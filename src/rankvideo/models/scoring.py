@@ -1,8 +1,10 @@
 """Encoding (query, video) pairs for the reranker and reading its score.
 
-The score of a pair is s(q, v) = logit("yes") - logit("no") at the answer
-position, the last token of the prompt, which ends with ``<answer>``
-(../shared/paper-notes.md, "Model and score"). Nothing is generated.
+The score of a pair is s(q, v) = logit("yes") - logit("no") at the last
+position of the prompt; under the default ``paper`` preset the prompt ends with
+``<answer>`` (../shared/paper-notes.md, "Model and score"). Nothing is
+generated. Other presets (:mod:`rankvideo.models.prompts`) change the text, the
+read position and the yes/no ids; :func:`score_pairs` scores under any of them.
 
 Frames come from :func:`rankvideo.data.video.read_clip`, already sampled; the
 processor must not sample them again, and it is told their real timestamps
@@ -22,20 +24,25 @@ from rankvideo.models.prompts import (
     ANSWER_PREFIX,
     THINK_CLOSE,
     THINK_OPEN,
+    PromptPreset,
     build_caption_messages,
-    build_messages,
+    get_preset,
 )
 
 __all__ = [
     "IGNORE_INDEX",
+    "answer_margin",
     "answer_position",
+    "answer_token_ids",
     "answer_target",
     "caption_target",
     "encode_caption_examples",
     "encode_conversations",
     "encode_pairs",
     "encode_target_examples",
+    "pair_text",
     "score_batch",
+    "score_pairs",
     "video_inputs",
     "yes_no_token_ids",
 ]
@@ -78,6 +85,56 @@ def yes_no_token_ids(tokenizer) -> tuple[int, int]:
     if out[0] == out[1]:
         raise ValueError(f"tokenizer {name} maps 'yes' and 'no' to the same token id {out[0]}")
     return out[0], out[1]
+
+
+def answer_token_ids(tokenizer, prompt: "str | PromptPreset" = "paper") -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The vocabulary ids counted as "yes" and as "no" under the preset ``prompt``
+    (``PromptPreset.answer_ids``): one each for ``after_prefix`` (:func:`yes_no_token_ids`) and
+    ``first_token``; every matching id of the base vocabulary for ``variants`` (either tuple may
+    then be empty). Looked up once per tokenizer and preset. Accepts a tokenizer or a processor."""
+    preset = get_preset(prompt)
+    tok = _tokenizer_of(tokenizer)
+    cache = tok.__dict__.setdefault("_rankvideo_answer_ids", {})
+    if preset.name in cache:
+        return cache[preset.name]
+    if preset.answer_ids == "after_prefix":
+        if preset.answer_prefix == ANSWER_PREFIX:
+            yes, no = yes_no_token_ids(tok)
+        else:
+            yes, no = _ids_after(tok, preset.answer_prefix)
+        ids = ((yes,), (no,))
+    elif preset.answer_ids == "first_token":
+        ids = tuple((tok.encode(word, add_special_tokens=False)[0],) for word in ("yes", "no"))
+    else:
+        words = tok.batch_decode([[i] for i in range(tok.vocab_size)])
+        norm = [w.strip().lower() for w in words]
+        ids = tuple(tuple(i for i, w in enumerate(norm) if w == word) for word in ("yes", "no"))
+    cache[preset.name] = ids
+    return ids
+
+
+def _ids_after(tok, prefix: str) -> tuple[int, int]:
+    start = tok.encode(prefix, add_special_tokens=False)
+    out = []
+    for word in ("yes", "no"):
+        ids = tok.encode(prefix + word, add_special_tokens=False)
+        if ids[: len(start)] != start or len(ids) != len(start) + 1:
+            raise ValueError(f"the tokenizer does not encode {word!r} as one token after {prefix!r}: "
+                             f"{tok.convert_ids_to_tokens(ids)}")
+        out.append(ids[-1])
+    return out[0], out[1]
+
+
+def answer_margin(logits: torch.Tensor, ids: tuple[tuple[int, ...], tuple[int, ...]]) -> torch.Tensor:
+    """Score [B] from the logits [B, V] at the read position: logit(yes) - logit(no) for one id
+    each, logsumexp over each set otherwise, 0.0 where either set is empty."""
+    yes, no = ids
+    logits = logits.float()
+    if not yes or not no:
+        return logits.new_zeros(logits.shape[0])
+    if len(yes) == 1 and len(no) == 1:
+        return logits[:, yes[0]] - logits[:, no[0]]
+    return torch.logsumexp(logits[:, list(yes)], -1) - torch.logsumexp(logits[:, list(no)], -1)
 
 
 def video_inputs(clip: Clip, temporal_patch_size: int = 2):
@@ -151,18 +208,25 @@ def _prompt(processor, messages: list[dict]) -> str:
     return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def encode_pairs(processor, clips: Sequence[Clip], queries: Sequence[str]):
-    """Processor inputs for scoring ``(queries[i], clips[i])``.
+def pair_text(processor, query: str, prompt: "str | PromptPreset" = "paper") -> str:
+    """The full text of one (query, video) pair under ``prompt``: the chat-templated messages,
+    the assistant generation prompt and the preset's answer prefix; the score is read at its
+    last token."""
+    preset = get_preset(prompt)
+    return _prompt(processor, preset.messages(query)) + preset.answer_prefix
 
-    Each text is the chat-templated relevance prompt, the assistant
-    generation prompt, then ``<answer>``: with left padding the last position
-    of every row is that ``<answer>`` token, whose logits predict the answer
-    word. Returns the processor's BatchFeature (input_ids, attention_mask,
-    mm_token_type_ids, pixel_values_videos, video_grid_thw).
+
+def encode_pairs(processor, clips: Sequence[Clip], queries: Sequence[str], *, prompt: "str | PromptPreset" = "paper"):
+    """Processor inputs for scoring ``(queries[i], clips[i])`` under the preset ``prompt``.
+
+    Each text is :func:`pair_text`: with left padding the last position of every row is where
+    the score is read (under ``paper``, the ``<answer>`` token, whose logits predict the answer
+    word). Returns the processor's BatchFeature (input_ids, attention_mask, mm_token_type_ids,
+    pixel_values_videos, video_grid_thw).
     """
     clips, queries = list(clips), list(queries)
     _check_pairs(clips, queries, "queries")
-    texts = [_prompt(processor, build_messages(q)) + ANSWER_PREFIX for q in queries]
+    texts = [pair_text(processor, q, prompt) for q in queries]
     return _process(processor, texts, clips)
 
 
@@ -201,15 +265,15 @@ def answer_position(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> to
     return torch.where(mask.any(-1), last, torch.full_like(last, -1))
 
 
-def score_batch(model, batch, *, yes_no_ids: tuple[int, int] | None = None) -> torch.Tensor:
-    """s = logit(yes) - logit(no) at the last position, float32 [B].
+def score_batch(model, batch, *, yes_no_ids=None, prompt: "str | PromptPreset" = "paper") -> torch.Tensor:
+    """The score at the last position, float32 [B]: logit(yes) - logit(no) (see
+    :func:`answer_margin` for presets that count several ids).
 
-    ``batch`` is :func:`encode_pairs` output. Runs a plain forward (no
-    generation, no KV cache) under whatever grad mode the caller set, so the
-    same call trains and scores. Only the last position's logits are
-    computed (``logits_to_keep=1``). ``yes_no_ids`` defaults to
-    :func:`yes_no_token_ids` of the tokenizer saved with the model; pass them
-    when the model has none attached.
+    ``batch`` is :func:`encode_pairs` output. Runs a plain forward (no generation, no KV cache)
+    under whatever grad mode the caller set, so the same call trains and scores. Only the last
+    position's logits are computed (``logits_to_keep=1``). ``yes_no_ids`` (two ids, or two tuples
+    of ids) default to :func:`answer_token_ids` of ``prompt`` for the tokenizer saved with the
+    model; pass them when the model has none attached.
     """
     inputs = _model_inputs(batch)
     mask = inputs["attention_mask"]
@@ -219,33 +283,59 @@ def score_batch(model, batch, *, yes_no_ids: tuple[int, int] | None = None) -> t
             "read at a pad token; encode with left padding (encode_pairs does)"
         )
     if yes_no_ids is None:
-        yes_no_ids = _model_yes_no(model)
-    yes_id, no_id = yes_no_ids
+        ids = _model_answer_ids(model, get_preset(prompt))
+    else:
+        ids = tuple(tuple(x) if isinstance(x, (tuple, list)) else (int(x),) for x in yes_no_ids)
     device = _device_of(model)
     inputs = {k: v.to(device) for k, v in inputs.items()}
     out = model(**inputs, use_cache=False, logits_to_keep=1)
-    last = out.logits[:, -1, :].float()
-    return last[:, yes_id] - last[:, no_id]
+    return answer_margin(out.logits[:, -1, :], ids)
+
+
+def score_pairs(model, processor, clips: Sequence[Clip], queries: Sequence[str], *,
+                prompt: "str | PromptPreset" = "paper") -> torch.Tensor:
+    """Scores (float32 [n], one per pair) of ``(queries[i], clips[i])`` under the preset
+    ``prompt``, ``clips`` from :func:`rankvideo.data.video.read_clip`. One batch, left-padded;
+    runs under the caller's grad mode."""
+    preset = get_preset(prompt)
+    batch = encode_pairs(processor, clips, queries, prompt=preset)
+    return score_batch(model, batch, yes_no_ids=answer_token_ids(processor, preset), prompt=preset)
+
+
+def _model_tokenizer(model):
+    from transformers import AutoTokenizer
+
+    import os
+
+    path = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
+    if not path or not os.path.isdir(path):
+        # Never a hub lookup from inside a scoring loop.
+        raise ValueError(
+            "the model carries no yes/no token ids and was not loaded from a local folder; "
+            "pass yes_no_ids=answer_token_ids(tokenizer, prompt)"
+        )
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
 def _model_yes_no(model) -> tuple[int, int]:
     ids = getattr(model, "_rankvideo_yes_no_ids", None)
     if ids is None:
-        from transformers import AutoTokenizer
-
-        import os
-
-        path = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
-        if not path or not os.path.isdir(path):
-            # Never a hub lookup from inside a scoring loop.
-            raise ValueError(
-                "the model carries no yes/no token ids and was not loaded from a local folder; "
-                "pass yes_no_ids=yes_no_token_ids(tokenizer)"
-            )
-        ids = yes_no_token_ids(AutoTokenizer.from_pretrained(path, local_files_only=True))
+        ids = yes_no_token_ids(_model_tokenizer(model))
         # Cached on the module: looked up once per model, not per batch.
         model._rankvideo_yes_no_ids = ids
     return ids
+
+
+def _model_answer_ids(model, preset: PromptPreset) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The answer ids of ``preset`` for ``model`` (its attached ids under ``paper``, else from the
+    tokenizer saved with it), cached on the model."""
+    if preset.name == "paper":
+        yes, no = _model_yes_no(model)
+        return (yes,), (no,)
+    cache = model.__dict__.setdefault("_rankvideo_answer_ids", {})
+    if preset.name not in cache:
+        cache[preset.name] = answer_token_ids(_model_tokenizer(model), preset)
+    return cache[preset.name]
 
 
 def caption_target(caption: str) -> str:

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from ..eval import evaluate
 from ..losses import Stage2LossConfig, stage2_loss_batch
 from ..models.grouped import score_encoded_group
+from ..models.prompts import get_preset
 from ..models.scoring import score_batch
 from ..models.tiny import load_backbone
 from .peft_setup import apply_peft, quantization_config
@@ -202,15 +203,16 @@ class PerceptionSFTModule(BackboneModule):
 class RerankingModule(BackboneModule):
     """Stage 2: `stage2_loss` over query groups; val nDCG@10 of the reranked first-stage heads."""
 
-    def __init__(self, *, loss: dict, val_qrels: dict | None = None, **kwargs):
+    def __init__(self, *, loss: dict, val_qrels: dict | None = None, prompt: str = "paper", **kwargs):
         super().__init__(**kwargs)
+        self.prompt = get_preset(prompt).name
         self.loss_cfg = Stage2LossConfig.from_mapping(loss)
         self.val_qrels = val_qrels or {}
         self._val_scores: dict[str, dict[str, float]] = {}
 
     def training_step(self, batch, batch_idx):
         g, n = batch["labels"].shape
-        scores = score_batch(self.model, batch["inputs"]).view(g, n)
+        scores = score_batch(self.model, batch["inputs"], prompt=self.prompt).view(g, n)
         terms = stage2_loss_batch(scores, batch["labels"], batch["teacher"], batch["mask"], **self.loss_cfg.as_kwargs())
         self.log("train/loss", terms["total"], prog_bar=True, batch_size=g)
         for key, name in (("pairwise", "loss_pair"), ("distill", "loss_distill"), ("pointwise", "loss_point")):
@@ -224,7 +226,8 @@ class RerankingModule(BackboneModule):
         self._val_scores = {}
 
     def validation_step(self, batch, batch_idx):
-        scores = score_encoded_group(self.model, batch["inputs"], batch["pixels"], batch["grid"]).tolist()
+        scores = score_encoded_group(self.model, batch["inputs"], batch["pixels"], batch["grid"],
+                                     prompt=self.prompt).tolist()
         for qid, doc, s in zip(batch["qids"], batch["doc_ids"], scores):
             self._val_scores.setdefault(qid, {})[doc] = float(s)
 

@@ -209,10 +209,11 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     val_pairs = sorted(((q.qid, d, q.text) for q in val_queries for d in rank_order(first.get(q.qid, {}))[: int(s2.val_depth)]),
                        key=lambda p: (p[1], p[0]))  # by video: consecutive pairs share decoded clips
     clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s2.max_frames))
-    dm = Stage2DataModule(sampler, clips, processor, batch_size=int(s2.batch_size), val_pairs=val_pairs)
+    dm = Stage2DataModule(sampler, clips, processor, batch_size=int(s2.batch_size), val_pairs=val_pairs,
+                          prompt=str(cfg.prompt.name))
     module = RerankingModule(model_path=base_model_path(cfg) if lora else str(init), init_adapter=str(init) if lora else None,
                              loss={k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"},
-                             val_qrels=bench.qrels("val"),
+                             val_qrels=bench.qrels("val"), prompt=str(cfg.prompt.name),
                              **_common(cfg, s2))
     with tracked_run(cfg, "stage2", source=source, pipeline_cfg=pipeline_cfg,
                      inputs=[str(cfg.paths.benchmark), str(cfg.paths.first_stage_run), str(init),

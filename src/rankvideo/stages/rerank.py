@@ -21,6 +21,7 @@ from ..data.benchmark import Benchmark
 from ..data.clips import ClipStore
 from ..data.trec import read_trec_run, write_trec_run
 from ..data.video import VideoReadError
+from ..models.prompts import get_preset
 from ..tracking import StageRun, tracked_run
 from ..utils.io import tree_fingerprint, write_json
 
@@ -124,8 +125,9 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     # The run-level key: what decides every score (the model's weights and the scoring settings).
     # Each pair adds its own key (the query text and the video file), so a changed query or video,
     # or a pair new to the first-stage heads, is scored while unchanged pairs are reused.
+    prompt = get_preset(str(cfg.prompt.name)).name
     fingerprint = hashlib.sha256(json.dumps({"model": tree_fingerprint(ckpt), "fps": float(r.fps),
-                                             "max_frames": int(r.max_frames)}).encode()).hexdigest()[:16]
+                                             "max_frames": int(r.max_frames), "prompt": prompt}).encode()).hexdigest()[:16]
     docs = {d.doc_id: d for d in bench.corpus()}
 
     def video_id(doc: str) -> str:
@@ -152,7 +154,7 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
         return load_trained(str(ckpt), base=base, dtype=cfg.model.dtype, trust_remote_code=bool(cfg.model.trust_remote_code))
 
     def score(model, processor, doc: str, texts: list[str]) -> list[float]:
-        return score_queries_for_video(model, processor, clips[doc], texts, batch_size=int(r.batch_size))
+        return score_queries_for_video(model, processor, clips[doc], texts, batch_size=int(r.batch_size), prompt=prompt)
 
     def make_run(score_video, rank: int, world: int) -> VideoScoringRun:
         return VideoScoringRun(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
@@ -184,7 +186,7 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     # Timings (seconds, pairs/s), resume counts and the number of ranks go to MLflow only: the
     # output folder must be a function of its inputs.
     timing = ("seconds", "pairs_per_s", "videos_resumed", "pairs_scored", "pairs_resumed", "pairs_rescored", "world_size")
-    info = {"reranker": "rankvideo", "checkpoint": str(ckpt), "rerank_depth": int(r.depth),
+    info = {"reranker": "rankvideo", "checkpoint": str(ckpt), "prompt": prompt, "rerank_depth": int(r.depth),
             "num_queries": len(queries), "num_pairs": sum(len(v) for v in plan.values()),
             **{k: v for k, v in stats.items() if k != "skipped" and k not in timing},
             "pairs_unscored": len(unscored), "skipped_videos": stats["skipped"]}

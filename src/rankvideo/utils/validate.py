@@ -92,6 +92,13 @@ def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
             Stage2LossConfig.from_mapping(values)
         except ValueError as e:
             raise ConfigError(f"loss: {e}") from None
+    present, prompt = _select(cfg, "prompt.name")
+    if present:
+        from ..models.prompts import PRESETS
+
+        if prompt not in PRESETS:
+            raise ConfigError(f"prompt.name={prompt!r}: must be one of {', '.join(sorted(PRESETS))} "
+                              "(choose with prompt=NAME)")
     present, schedule = _select(cfg, "pretrain.schedule")
     if present and (stage is None or stage in SCHEDULE_STAGES):
         from ..modules.pretraining import parse_schedule

@@ -10,7 +10,8 @@ from rankvideo.utils.validate import ConfigError, validate_config
 
 
 def test_the_shipped_configs_are_valid():
-    for overrides in ([], ["debug=tiny"], ["curriculum=paper"], ["loss=official_code"], ["model=tiny_qwen3_vl_scratch"]):
+    for overrides in ([], ["debug=tiny"], ["curriculum=paper"], ["loss=official_code"], ["model=tiny_qwen3_vl_scratch"],
+                      ["model=rankvideo_official"], ["prompt=official_training"]):
         validate_config(compose_cfg(overrides))
 
 
@@ -27,6 +28,7 @@ def test_the_shipped_configs_are_valid():
     ("loss.tau_pair=0", r"temperature tau_pair"),
     ("pretrain.epochs=0", r"pretrain.epochs=0"),
     ("pretrain.schedule.0.until=2.0", r"pretrain.schedule"),
+    ("prompt.name=officiel", r"prompt.name='officiel': must be one of official_inference, official_training, paper"),
 ])
 def test_a_value_out_of_range_is_named(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -38,3 +40,9 @@ def test_a_stage_refuses_a_bad_config_before_doing_anything(tmp_path):
     with pytest.raises(ConfigError, match="curriculum.stage2.epochs=0"):
         stage_fn("train")(cfg)
     assert not (tmp_path / "a").exists()
+
+
+def test_the_released_model_is_scored_with_the_official_inference_prompt():
+    assert compose_cfg(["model=rankvideo_official"]).prompt.name == "official_inference"
+    assert compose_cfg(["model=rankvideo_official", "prompt=paper"]).prompt.name == "paper"
+    assert compose_cfg([]).prompt.name == "paper"
