@@ -162,3 +162,29 @@ def test_freeze_vision_keeps_the_vision_tower(tmp_path, trained, freeze):
     assert visual
     assert all(torch.equal(before[k], after[k]) for k in visual) == freeze
     assert any(not torch.equal(before[k], after[k]) for k in before if k not in visual)
+
+
+def test_rerank_takes_clips_by_the_model_configs_frame_rule_and_budget(trained, tmp_path, monkeypatch):
+    """+model.frame_sampling / +model.visual_budget reach the clips the reranker scores."""
+    import numpy as np
+
+    from rankvideo.data.visual_budget import VisualBudget
+    from rankvideo.models import grouped
+
+    root, _ = trained
+    out = tmp_path / "rerank"
+    cfg = tiny_run_cfg(root, "rerank=rankvideo", "+model.frame_sampling=official",
+                       "+model.visual_budget={min_pixels: 2048, max_pixels: 2048, total_pixels: 65536, factor: 16}",
+                       f"paths.rerank_dir={out}", f"paths.reranked_run={out / 'run.trec'}")
+    clips = []
+    real = grouped.score_queries_for_video
+    monkeypatch.setattr(grouped, "score_queries_for_video", lambda *a, **k: clips.append(a[2]) or real(*a, **k))
+    info = stage_fn("rerank")(cfg, source="test")
+    assert clips and info["videos"] == len(clips)
+    for clip in clips:
+        assert clip.visual_budget == VisualBudget(min_pixels=2048, max_pixels=2048, total_pixels=65536, factor=16)
+        # 96 x 96 = 9216 pixels > 2048: both sides shrink by sqrt(4.5) = 2.12, 45.3 -> 32.
+        assert clip.frames.shape[1:] == (32, 32, 3)
+        # 3 s at 8 fps = 24 frames; 3 s * 2 fps = 6 frames over 0..23: 0, 4.6, 9.2, 13.8, 18.4, 23.
+        np.testing.assert_allclose(clip.timestamps - clip.timestamps[0], np.array([0, 5, 9, 14, 18, 23]) / 8)
+    assert (out / "run.trec").exists()

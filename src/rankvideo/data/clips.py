@@ -7,16 +7,45 @@ import logging
 from pathlib import Path
 
 from .benchmark import Benchmark
-from .video import Clip, read_clip
+from .video import SAMPLING_RULES, Clip, read_clip
+from .visual_budget import VisualBudget, budget_from_config, fit_clip
 
 log = logging.getLogger(__name__)
 
 
-class ClipStore:
-    """`store[doc_id] -> Clip` at `fps`, at most `max_frames`, decoded on first use and kept."""
+def clip_options(model_cfg) -> dict:
+    """How a backbone wants its clips, from its model config: ``sampling`` (``frame_sampling``,
+    default "grid") and ``budget`` (``visual_budget``, default none). Keyword arguments of
+    :class:`ClipStore`; a config without these keys gives today's clips."""
+    sampling = model_cfg.get("frame_sampling", None) or "grid"
+    if sampling not in SAMPLING_RULES:
+        raise ValueError(f"model.frame_sampling must be one of {list(SAMPLING_RULES)}, got {sampling!r}")
+    return {"sampling": str(sampling), "budget": budget_from_config(model_cfg.get("visual_budget", None))}
 
-    def __init__(self, bench: Benchmark, *, fps: float, max_frames: int):
+
+def clip_settings(sampling: str = "grid", budget: VisualBudget | None = None) -> dict:
+    """What the clip options add to a run's fingerprint: nothing for the defaults, so runs made
+    before these options existed keep their fingerprint."""
+    out: dict = {}
+    if sampling != "grid":
+        out["sampling"] = sampling
+    if budget is not None:
+        out["visual_budget"] = budget.as_dict()
+    return out
+
+
+class ClipStore:
+    """`store[doc_id] -> Clip` at `fps`, at most `max_frames`, decoded on first use and kept.
+
+    `sampling` is read_clip's frame rule; with a `budget`, the frames are fit to it once, when the
+    clip is decoded (see rankvideo.data.visual_budget)."""
+
+    def __init__(self, bench: Benchmark, *, fps: float, max_frames: int, sampling: str = "grid",
+                 budget: VisualBudget | None = None):
         self.fps, self.max_frames = float(fps), int(max_frames)
+        if sampling not in SAMPLING_RULES:
+            raise ValueError(f"sampling must be one of {list(SAMPLING_RULES)}, got {sampling!r}")
+        self.sampling, self.budget = sampling, budget
         self._paths: dict[str, Path] = {d.doc_id: bench.video_path(d) for d in bench.corpus()}
         self._cache: dict[str, Clip] = {}
 
@@ -28,6 +57,7 @@ class ClipStore:
         if clip is None:
             if doc_id not in self._paths:
                 raise KeyError(f"doc id {doc_id!r} is not in the benchmark's corpus.jsonl")
-            clip = read_clip(self._paths[doc_id], fps=self.fps, max_frames=self.max_frames)
+            clip = read_clip(self._paths[doc_id], fps=self.fps, max_frames=self.max_frames, sampling=self.sampling)
+            clip = fit_clip(clip, self.budget)
             self._cache[doc_id] = clip
         return clip

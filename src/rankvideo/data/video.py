@@ -32,12 +32,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import av.error
 import numpy as np
 
-__all__ = ["Clip", "VideoReadError", "read_clip", "write_video"]
+if TYPE_CHECKING:
+    from .visual_budget import VisualBudget
+
+__all__ = ["SAMPLING_RULES", "Clip", "VideoReadError", "official_frame_positions", "read_clip", "write_video"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +71,17 @@ _MAX_CONSECUTIVE_DECODE_ERRORS = 100
 # decoding forward costs about the same as the seek and decoder flush.
 _SEEK_MIN_SKIP = 8
 
+# How read_clip picks frames: "grid" takes frames on a 1/fps time grid (the
+# default); "official" spreads a count derived from the duration uniformly
+# over the whole file, as the official RankVideo inference does (through
+# qwen-vl-utils). See read_clip and official_frame_positions.
+SAMPLING_RULES = ("grid", "official")
+
+# Bounds of the official rule's frame count: at least this many frames, and
+# always a multiple of the temporal patch (two frames share one patch).
+_OFFICIAL_MIN_FRAMES = 4
+_OFFICIAL_FRAME_MULTIPLE = 2
+
 # Paths whose fallback from seeking to sequential decoding was already
 # logged as a warning; later fallbacks of the same file log at debug level.
 _fallback_warned: set[str] = set()
@@ -92,6 +107,10 @@ class Clip:
     timestamps: np.ndarray  # float64 [T], seconds, strictly increasing
     native_fps: float  # stream's average frame rate; 0.0 if unknowable
     path: str
+    # The budget the frames were resized to (rankvideo.data.visual_budget.fit_clip),
+    # or None for frames at their decoded size. Frames fit to a budget must not
+    # be resized again by the model's processor.
+    visual_budget: VisualBudget | None = None
 
     def __post_init__(self) -> None:
         # Cheap checks that catch misuse early instead of as a shape error
@@ -101,6 +120,13 @@ class Clip:
             raise ValueError(f"Clip.frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
         if timestamps.shape != (frames.shape[0],):
             raise ValueError(f"Clip.timestamps must have shape ({frames.shape[0]},), got {timestamps.shape}")
+        if self.visual_budget is not None:
+            factor = self.visual_budget.factor
+            if frames.shape[1] % factor or frames.shape[2] % factor:
+                raise ValueError(
+                    f"Clip of {self.path!r} claims frames fit to a visual budget with factor {factor}, "
+                    f"but its frames are {frames.shape[1]}x{frames.shape[2]} (not multiples of {factor})"
+                )
 
     @property
     def num_frames(self) -> int:
@@ -186,6 +212,93 @@ def _sample_positions(times: list[float], fps: float, max_frames: int) -> list[i
     return [sampler.items[i] for i in sampler.pick(max_frames)]
 
 
+def official_frame_positions(num_frames: int, duration_s: float, fps: float = 2.0, max_frames: int = 32) -> list[int]:
+    """Positions (0-based, increasing) of the frames the official rule keeps
+    from a file of ``num_frames`` frames lasting ``duration_s`` seconds.
+
+    The count is ``duration_s * fps``, raised to at least 4, then capped at
+    ``max_frames`` rounded down to an even number and at ``num_frames``, and
+    finally rounded down to an even number (two frames share a temporal
+    patch). The kept positions are that many points spread evenly from the
+    first frame to the last, rounded to the nearest frame (halves to even).
+    A single-frame file keeps its one frame.
+
+    Raises:
+        ValueError: ``num_frames`` < 1, ``max_frames`` < 2, or a negative or
+            non-finite ``duration_s`` or ``fps``.
+    """
+    if not _is_int(num_frames) or num_frames < 1:
+        raise ValueError(f"num_frames must be an integer >= 1, got {num_frames!r}")
+    if not _is_int(max_frames) or max_frames < _OFFICIAL_FRAME_MULTIPLE:
+        raise ValueError(
+            f"the official sampling rule keeps an even number of frames, so max_frames must be an integer "
+            f">= {_OFFICIAL_FRAME_MULTIPLE}, got {max_frames!r}"
+        )
+    if not (math.isfinite(duration_s) and duration_s >= 0):
+        raise ValueError(f"duration_s must be a finite number >= 0, got {duration_s!r}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    if num_frames == 1:
+        return [0]
+    ceiling = max_frames - max_frames % _OFFICIAL_FRAME_MULTIPLE
+    count = min(max(duration_s * fps, _OFFICIAL_MIN_FRAMES), ceiling, num_frames)
+    count = math.floor(count)
+    count -= count % _OFFICIAL_FRAME_MULTIPLE
+    return [int(i) for i in np.round(np.linspace(0, num_frames - 1, count)).astype(int)]
+
+
+def _stream_duration(times: list[float], native_fps: float) -> float:
+    """Seconds a stream of frames at ``times`` lasts, as the official rule
+    counts it: frames / average frame rate, or, with no known rate, frames
+    times the mean interval between their timestamps."""
+    n = len(times)
+    if native_fps > 0:
+        return n / native_fps
+    if n > 1 and times[-1] > times[0]:
+        return n * (times[-1] - times[0]) / (n - 1)
+    return 0.0
+
+
+def _official_positions(times: list[float], native_fps: float, fps: float, max_frames: int) -> list[int]:
+    """Positions in ``times`` (every frame's timestamp) that the official rule keeps."""
+    return official_frame_positions(len(times), _stream_duration(times, native_fps), fps, max_frames)
+
+
+class _TimeLog:
+    """A sampler for :func:`_decode` that records every accepted frame's
+    timestamp and takes only the first frame (so the pass is cheap and its
+    result still holds one decodable frame)."""
+
+    def __init__(self) -> None:
+        self.all_times: list[float] = []
+        self.items: list = []
+        self.times: list[float] = []
+
+    def wants(self, ts: float) -> bool:
+        self.all_times.append(ts)
+        return len(self.all_times) == 1
+
+    def add(self, item, ts: float) -> None:
+        self.items.append(item)
+        self.times.append(ts)
+
+    def pick(self, max_frames: int) -> list[int]:
+        return list(range(len(self.items)))
+
+
+class _PositionPicker(_TimeLog):
+    """A sampler for :func:`_decode` that takes the accepted frames at the
+    given positions (0-based, in the order frames are accepted)."""
+
+    def __init__(self, positions: list[int]) -> None:
+        super().__init__()
+        self.wanted = set(positions)
+
+    def wants(self, ts: float) -> bool:
+        self.all_times.append(ts)
+        return len(self.all_times) - 1 in self.wanted
+
+
 def _is_int(x) -> bool:
     # bool is an Integral, but True as a frame count is surely a bug.
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
@@ -212,15 +325,25 @@ def read_clip(
     max_decode_frames: int = 200_000,
     timeout_s: float = 120.0,
     seek: bool | None = None,
+    sampling: str = "grid",
 ) -> Clip:
     """Decode ``path`` and return frames sampled at ``fps`` frames per second.
 
-    Frames are taken at times 0, 1/fps, 2/fps, ... after the first decoded
-    frame (the first frame at or after each target, no frame twice). If more
-    than ``max_frames`` were taken, ``max_frames`` of them are kept, spread
-    uniformly over the taken ones and including the first and last. For long
-    videos the decoding buffer is thinned to bound memory (see
-    :class:`_Sampler`), so the result is then uniform over a coarser grid.
+    ``sampling="grid"`` (default): frames are taken at times 0, 1/fps,
+    2/fps, ... after the first decoded frame (the first frame at or after
+    each target, no frame twice). If more than ``max_frames`` were taken,
+    ``max_frames`` of them are kept, spread uniformly over the taken ones and
+    including the first and last. For long videos the decoding buffer is
+    thinned to bound memory (see :class:`_Sampler`), so the result is then
+    uniform over a coarser grid.
+
+    ``sampling="official"``: the rule of the official RankVideo inference
+    (qwen-vl-utils): ``duration * fps`` frames, at least 4, at most
+    ``max_frames`` and the file's frame count, rounded down to an even
+    number, spread evenly from the first frame to the last (see
+    :func:`official_frame_positions`). The duration is the frame count over
+    the stream's average frame rate. Files that cannot be read by seeking
+    are decoded twice: once to count their frames, once to take them.
 
     ``seek`` chooses how: ``None`` (default) lists the frames' timestamps by
     demuxing, then seeks to and decodes only the frames kept, falling back to
@@ -233,7 +356,8 @@ def read_clip(
     warning); it is an error only when no frame decodes at all.
 
     Raises:
-        ValueError: invalid ``fps``, ``max_frames`` or limits.
+        ValueError: invalid ``fps``, ``max_frames``, ``sampling`` or limits
+            (the official rule needs ``max_frames`` >= 2).
         VideoReadError: the file is missing, empty, not a video, has no
             decodable frame, or exceeds ``max_decode_frames``/``timeout_s``.
     """
@@ -247,6 +371,13 @@ def read_clip(
         raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
     if seek not in (None, True, False):
         raise ValueError(f"seek must be None, True or False, got {seek!r}")
+    if sampling not in SAMPLING_RULES:
+        raise ValueError(f"sampling must be one of {', '.join(map(repr, SAMPLING_RULES))}, got {sampling!r}")
+    if sampling == "official" and max_frames < _OFFICIAL_FRAME_MULTIPLE:
+        raise ValueError(
+            f"sampling='official' keeps an even number of frames, so max_frames must be >= "
+            f"{_OFFICIAL_FRAME_MULTIPLE}, got {max_frames!r}"
+        )
 
     path = os.fspath(path)
     _check_file(path)
@@ -257,7 +388,7 @@ def read_clip(
             stream = _video_stream(path, container)
             try:
                 return _read_by_seeking(
-                    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s
+                    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s, sampling
                 )
             except _SeekUnsupported as exc:
                 if seek:
@@ -266,6 +397,8 @@ def read_clip(
                         "read it with seek=None to decode it sequentially"
                     ) from exc
                 _log_fallback(path, str(exc))
+    if sampling == "official":
+        return _decode_official(path, fps, max_frames, max_decode_frames, deadline, timeout_s)
     # A fresh container, so the sequential read is exactly what it would be
     # had seeking never been tried.
     with _open(path) as container:
@@ -339,7 +472,9 @@ class _FrameIndex:
     reorder: int
 
 
-def _read_by_seeking(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s) -> Clip:
+def _read_by_seeking(
+    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s, sampling="grid"
+) -> Clip:
     """Read the frames the sequential path would keep, by seeking to each.
 
     Raises _SeekUnsupported when the file does not allow it, VideoReadError
@@ -368,13 +503,16 @@ def _read_by_seeking(path, container, stream, fps, max_frames, max_decode_frames
             f"its frames need a reordering depth of {index.reorder} but its headers declare {depth}"
         )
     times = [float(pts * time_base) for pts in index.pts]
-    keep = _sample_positions(times, fps, max_frames)
-    frames = _decode_positions(container, stream, index, keep, check_budget)
-
     # Same rule as the sequential path (see _decode).
     native_fps = float(stream.average_rate) if stream.average_rate else 0.0
     if native_fps <= 0 and len(times) > 1 and times[-1] > times[0]:
         native_fps = (len(times) - 1) / (times[-1] - times[0])
+    if sampling == "official":
+        keep = _official_positions(times, native_fps, fps, max_frames)
+    else:
+        keep = _sample_positions(times, fps, max_frames)
+    frames = _decode_positions(container, stream, index, keep, check_budget)
+
     return Clip(
         frames=np.stack(frames),
         timestamps=np.asarray([times[i] for i in keep], dtype=np.float64),
@@ -561,9 +699,31 @@ def _decode_to(frames, index: _FrameIndex, target: int, start: int, pos: int | N
 # ------------------------------------------------------- sequential path
 
 
-def _decode(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s) -> Clip:
-    """Demux and decode ``stream`` packet by packet, sampling as we go."""
-    sampler = _Sampler(fps, cap=_BUFFER_FACTOR * max_frames)
+def _decode_official(path, fps, max_frames, max_decode_frames, deadline, timeout_s) -> Clip:
+    """The official rule's frames, decoding sequentially: a first pass lists
+    the timestamps of the frames that decode, a second takes the kept ones."""
+    with _open(path) as container:
+        stream = _video_stream(path, container)
+        counted = _TimeLog()
+        first = _decode(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s,
+                        sampler=counted, warn=False)
+    keep = _official_positions(counted.all_times, first.native_fps, fps, max_frames)
+    with _open(path) as container:
+        stream = _video_stream(path, container)
+        return _decode(path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s,
+                       sampler=_PositionPicker(keep))
+
+
+def _decode(
+    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s, *, sampler=None, warn=True
+) -> Clip:
+    """Demux and decode ``stream`` packet by packet, sampling as we go.
+
+    ``sampler`` decides which frames to keep (default: the time grid of
+    :class:`_Sampler`); ``warn=False`` logs the notes about damaged files
+    at debug level (for a pass whose frames are read again)."""
+    if sampler is None:
+        sampler = _Sampler(fps, cap=_BUFFER_FACTOR * max_frames)
     time_base = stream.time_base
     rates = [r for r in (stream.average_rate, stream.guessed_rate) if r]
     # Only used to invent a time for a frame without pts (rare: raw
@@ -656,8 +816,10 @@ def _decode(path, container, stream, fps, max_frames, max_decode_frames, deadlin
             f"no video frame could be decoded from {path!r}{detail}; the file is corrupt or "
             "truncated: re-download or re-encode it"
         )
+    # The first of two passes reads the same damage again; it says nothing.
+    report = logger.warning if warn else logger.debug
     if ended_early:
-        logger.warning(
+        report(
             "video file %r ended early (%s: %s), probably truncated; using the %d frames decoded before that",
             path,
             type(last_error).__name__,
@@ -669,7 +831,7 @@ def _decode(path, container, stream, fps, max_frames, max_decode_frames, deadlin
         # without any error: the demuxer just reaches EOF. The announced
         # frame count is unreliable, so it only feeds this warning and
         # never the sampling.
-        logger.warning(
+        report(
             "video file %r: only %d of the %d frames its container announces decoded; "
             "the file is probably truncated (partial download)",
             path,
@@ -677,9 +839,9 @@ def _decode(path, container, stream, fps, max_frames, max_decode_frames, deadlin
             stream.frames,
         )
     if packet_errors:
-        logger.warning("video file %r: %d packets failed to decode and were skipped", path, packet_errors)
+        report("video file %r: %d packets failed to decode and were skipped", path, packet_errors)
     if dropped_ts:
-        logger.warning("video file %r: dropped %d frames with non-increasing timestamps", path, dropped_ts)
+        report("video file %r: dropped %d frames with non-increasing timestamps", path, dropped_ts)
 
     keep = sampler.pick(max_frames)
     frames_list = [sampler.items[i] for i in keep]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from ..data.video import Clip
+from ..data.visual_budget import processor_video_kwargs
 from .prompts import PromptPreset, get_preset
 from .scoring import _model_answer_ids, answer_margin, pair_text, video_inputs
 
@@ -27,7 +28,8 @@ def encode_queries_for_video(processor, clip: Clip, queries: Sequence[str], *, p
     tps = getattr(processor.video_processor, "temporal_patch_size", 2)
     frames, metadata = video_inputs(clip, tps)
     video = processor.video_processor(videos=[frames], video_metadata=[metadata], do_sample_frames=False,
-                                      input_data_format="channels_last", return_metadata=True, return_tensors="pt")
+                                      input_data_format="channels_last", return_metadata=True, return_tensors="pt",
+                                      **processor_video_kwargs(processor.video_processor, [clip]))
     placeholder = processor.replace_video_token(video, 0)
     texts = [pair_text(processor, q, prompt).replace(processor.video_token, placeholder, 1) for q in queries]
     enc = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from rankvideo.data.video import Clip
+from rankvideo.data.visual_budget import processor_video_kwargs
 from rankvideo.models.prompts import (
     ANSWER_PREFIX,
     THINK_CLOSE,
@@ -191,6 +192,8 @@ def _process(processor, texts: list[str], clips: Sequence[Clip]):
         # put pad tokens where the score is read.
         padding_side="left",
         return_tensors="pt",
+        # Clips fit to a visual budget are not resized again (do_resize=False).
+        **processor_video_kwargs(processor.video_processor, clips),
     )
 
 

@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.benchmark import Benchmark
-from ..data.clips import ClipStore
+from ..data.clips import ClipStore, clip_options
 from ..data.datamodule import Stage1DataModule, Stage2DataModule
 from ..data.samplers import GroupSampler, GroupSpec, caption_targets
 from ..data.trec import rank_order, read_trec_run
@@ -164,7 +164,7 @@ def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     trained = {d for d, _ in examples}
     val_examples = [(d, c) for d, c in caption_targets(bench.queries("val"), bench.qrels("val"), captions, positive_min_grade=grade)
                     if d not in trained]
-    clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s1.max_frames))
+    clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s1.max_frames), **clip_options(cfg.model))
     dm = Stage1DataModule(examples, clips, processor, batch_size=int(s1.batch_size), seed=int(cfg.seed),
                           val_examples=val_examples)
     module = PerceptionSFTModule(model_path=base, **_common(cfg, s1))
@@ -208,7 +208,7 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     val_queries = bench.queries("val")
     val_pairs = sorted(((q.qid, d, q.text) for q in val_queries for d in rank_order(first.get(q.qid, {}))[: int(s2.val_depth)]),
                        key=lambda p: (p[1], p[0]))  # by video: consecutive pairs share decoded clips
-    clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s2.max_frames))
+    clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s2.max_frames), **clip_options(cfg.model))
     dm = Stage2DataModule(sampler, clips, processor, batch_size=int(s2.batch_size), val_pairs=val_pairs,
                           prompt=str(cfg.prompt.name))
     module = RerankingModule(model_path=base_model_path(cfg) if lora else str(init), init_adapter=str(init) if lora else None,

@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..data.benchmark import Benchmark
-from ..data.clips import ClipStore
+from ..data.clips import ClipStore, clip_options, clip_settings
 from ..data.trec import read_trec_run, write_trec_run
 from ..data.video import VideoReadError
 from ..models.prompts import get_preset
@@ -120,14 +120,16 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     first = read_trec_run(cfg.paths.first_stage_run)
     queries = {q.qid: q.text for s in splits for q in bench.queries(s)}
     base = str(cfg.paths.model_dir) if cfg.model.build else str(cfg.model.path)
-    clips = ClipStore(bench, fps=float(r.fps), max_frames=int(r.max_frames))
+    options = clip_options(cfg.model)
+    clips = ClipStore(bench, fps=float(r.fps), max_frames=int(r.max_frames), **options)
     plan = rerank_plan(first, queries, int(r.depth))
     # The run-level key: what decides every score (the model's weights and the scoring settings).
     # Each pair adds its own key (the query text and the video file), so a changed query or video,
     # or a pair new to the first-stage heads, is scored while unchanged pairs are reused.
     prompt = get_preset(str(cfg.prompt.name)).name
     fingerprint = hashlib.sha256(json.dumps({"model": tree_fingerprint(ckpt), "fps": float(r.fps),
-                                             "max_frames": int(r.max_frames), "prompt": prompt}).encode()).hexdigest()[:16]
+                                             "max_frames": int(r.max_frames), "prompt": prompt,
+                                             **clip_settings(**options)}).encode()).hexdigest()[:16]
     docs = {d.doc_id: d for d in bench.corpus()}
 
     def video_id(doc: str) -> str:

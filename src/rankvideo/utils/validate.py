@@ -71,7 +71,8 @@ SCHEDULE_STAGES = ("pretrain",)
 
 def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
     """Raise ConfigError for the first value out of range (loss weights and temperatures, epochs,
-    batch sizes, depths, frame rates and counts, learning rates). With `stage`, the stage-2 loss
+    batch sizes, depths, frame rates and counts, learning rates, the model's frame sampling
+    rule and visual budget). With `stage`, the stage-2 loss
     and the pre-training schedule are checked only for the stages that use them."""
     for key, rule in _CHECKS.items():
         present, value = _select(cfg, key)
@@ -99,6 +100,14 @@ def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
         if prompt not in PRESETS:
             raise ConfigError(f"prompt.name={prompt!r}: must be one of {', '.join(sorted(PRESETS))} "
                               "(choose with prompt=NAME)")
+    present, model = _select(cfg, "model")
+    if present and isinstance(model, DictConfig):
+        from ..data.clips import clip_options
+
+        try:
+            clip_options(model)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     present, schedule = _select(cfg, "pretrain.schedule")
     if present and (stage is None or stage in SCHEDULE_STAGES):
         from ..modules.pretraining import parse_schedule
