@@ -24,7 +24,8 @@ STAGES = {
 
 
 def stage_fn(name: str):
-    """The stage's `run(cfg, ...)`, validating the config (`rankvideo.utils.validate`) before any work."""
+    """The stage's `run(cfg, ...)`, validating the config (`rankvideo.utils.validate`) and pinning the
+    CPU threads and kernels (`rankvideo.utils.numerics`, from `trainer.cpu_*`) before any work."""
     if name not in STAGES:
         raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     module, fn_name = STAGES[name]
@@ -32,9 +33,15 @@ def stage_fn(name: str):
 
     @functools.wraps(fn)
     def checked(cfg, *args, **kwargs):
+        from omegaconf import OmegaConf
+
+        from ..utils.numerics import pin_cpu_numerics
         from ..utils.validate import validate_config
 
         validate_config(cfg, name)
+        if name != "pretrain":  # pre-training pins its own threads (pretrain.threads); its weights ship
+            pin_cpu_numerics(OmegaConf.select(cfg, "trainer.cpu_threads", default=None),
+                             OmegaConf.select(cfg, "trainer.cpu_kernels", default=None))
         return fn(cfg, *args, **kwargs)
 
     return checked

@@ -252,6 +252,16 @@ def mark_dead_runs(client, exp_id: str) -> list[str]:
     return dead
 
 
+def _cpu_numerics() -> dict:
+    """What decides CPU floating-point bytes besides the seed (see rankvideo.utils.numerics); empty
+    for a stage that never imported torch (importing it only to tag would slow evaluation)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    return {"cpu.machine": platform.machine(), "cpu.threads": torch.get_num_threads(),
+            "cpu.kernels": torch.backends.cpu.get_cpu_capability()}
+
+
 def _global_rank() -> int:
     """This process's global rank: Lightning's, when Lightning is loaded (it may have set it),
     else read from the launcher's environment as Lightning reads it (the first of RANK, LOCAL_RANK,
@@ -370,6 +380,7 @@ def tracked_run(cfg: DictConfig, stage: str, *, inputs: list[str] | None = None,
         "python": platform.python_version(),
         "rankvideo.pid": os.getpid(),
         "rankvideo.host": platform.node(),
+        **_cpu_numerics(),
     }
     versions = package_versions()
     for p in KEY_PACKAGES:
