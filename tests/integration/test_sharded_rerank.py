@@ -68,3 +68,44 @@ def test_two_ranks_give_the_one_process_run_and_resume_across_rank_counts(traine
     assert p.returncode == 0, p.stderr[-3000:]
     assert (two / "run.trec").read_bytes() == (one / "run.trec").read_bytes()
     assert [json.loads(l)["doc_id"] for l in (two / "progress.jsonl").read_text().splitlines()[1:]] == [lost]
+
+
+def test_decoding_in_workers_gives_the_same_run_and_a_bad_video_is_a_skip(trained, monkeypatch, caplog):
+    """rerank.num_workers=2: videos are decoded in DataLoader workers beside the scoring, with the
+    run of the in-process reader byte for byte; a video whose decoding fails in a worker (a
+    VideoReadError, or any other exception) is a logged skip and the run finishes."""
+    import logging
+
+    from rankvideo.data.clips import ClipStore
+    from rankvideo.data.video import VideoReadError
+
+    root = trained
+    runs = {}
+    for workers in (0, 2):
+        out = root / f"rerank_w{workers}"
+        cfg = tiny_run_cfg(root, "tracking.enabled=false", f"paths.rerank_dir={out}",
+                           f"paths.reranked_run={out / 'run.trec'}", f"rerank.num_workers={workers}")
+        stage_fn("rerank")(cfg, source="test", pipeline_cfg=cfg)
+        runs[workers] = out
+    assert (runs[2] / "run.trec").read_bytes() == (runs[0] / "run.trec").read_bytes()
+
+    docs = sorted(json.loads(l)["doc_id"] for l in (runs[0] / "progress.jsonl").read_text().splitlines()[1:])
+    bad = {docs[0]: VideoReadError("video file 'x.mp4' is truncated"), docs[1]: RuntimeError("decoder crashed")}
+    read = ClipStore.read
+
+    def failing(self, doc):
+        if doc in bad:
+            raise bad[doc]
+        return read(self, doc)
+
+    monkeypatch.setattr(ClipStore, "read", failing)  # inherited by the forked workers
+    out = root / "rerank_bad"
+    cfg = tiny_run_cfg(root, "tracking.enabled=false", f"paths.rerank_dir={out}",
+                       f"paths.reranked_run={out / 'run.trec'}", "rerank.num_workers=2")
+    with caplog.at_level(logging.WARNING):
+        stage_fn("rerank")(cfg, source="test", pipeline_cfg=cfg)
+    info = json.loads((out / "rerank_info.json").read_text())
+    assert info["skipped_videos"] == {docs[0]: "video file 'x.mp4' is truncated",
+                                      docs[1]: "RuntimeError: decoder crashed"}
+    assert f"skipping video {docs[1]}" in caplog.text
+    assert info["pairs_unscored"] > 0 and (out / "run.trec").exists()

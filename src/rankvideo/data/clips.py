@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from .benchmark import Benchmark
-from .video import SAMPLING_RULES, Clip, read_clip
+from .video import SAMPLING_RULES, Clip, VideoReadError, read_clip
 from .visual_budget import VisualBudget, budget_from_config, fit_clip
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,23 @@ class ClipStore:
     def __getitem__(self, doc_id: str) -> Clip:
         clip = self._cache.get(doc_id)
         if clip is None:
-            if doc_id not in self._paths:
-                raise KeyError(f"doc id {doc_id!r} is not in the benchmark's corpus.jsonl")
-            clip = read_clip(self._paths[doc_id], fps=self.fps, max_frames=self.max_frames, sampling=self.sampling)
-            clip = fit_clip(clip, self.budget)
-            self._cache[doc_id] = clip
+            clip = self._cache[doc_id] = self.read(doc_id)
         return clip
+
+    def read(self, doc_id: str) -> Clip:
+        """The clip of `doc_id`, decoded (and fit to the budget) now and not kept: for readers that
+        see each video once, such as reranking's prefetching workers."""
+        if doc_id not in self._paths:
+            raise KeyError(f"doc id {doc_id!r} is not in the benchmark's corpus.jsonl")
+        clip = read_clip(self._paths[doc_id], fps=self.fps, max_frames=self.max_frames, sampling=self.sampling)
+        return fit_clip(clip, self.budget)
+
+    def fetch(self, doc_id: str) -> tuple[Clip | None, str | None]:
+        """`(clip, None)`, or `(None, reason)` for a video that is not in the corpus or does not
+        decode (read without keeping it, as `read`)."""
+        if doc_id not in self._paths:
+            return None, "not in the benchmark corpus"
+        try:
+            return self.read(doc_id), None
+        except VideoReadError as e:
+            return None, str(e)

@@ -126,9 +126,13 @@ class VideoScoringRun:
         self._t0 = time.perf_counter()
         return self
 
-    def score_one(self, doc: str) -> None:
+    def score_one(self, doc: str, *, skip_reason: str | None = None, have_clip: bool = False) -> None:
+        """Score `doc`'s pairs, or record it as skipped with `skip_reason`. Without a reason and
+        without `have_clip` (the caller already read the video), `skip(doc)` is asked."""
         qids = self.need.get(doc, self.plan[doc])
-        reason = self.skip(doc) if self.skip else None
+        reason = skip_reason
+        if reason is None and not have_clip and self.skip:
+            reason = self.skip(doc)
         if reason:
             self.stats["videos_skipped"] += 1
             self.stats["skipped"][doc] = reason

@@ -1,7 +1,10 @@
 """Reranking as Lightning `predict`, sharded across GPUs and nodes.
 
 Each rank scores its share of the videos (every `world`-th video of the sorted plan, from its
-rank), one `predict_step` per video, and appends the scores to its own progress file. Lightning
+rank), one `predict_step` per video, and appends the scores to its own progress file. With
+`num_workers` > 0, DataLoader workers decode the next videos while the model scores the current
+one; a video that fails to decode in a worker arrives as a reason to skip it, never as a dead
+worker. Lightning
 places the model on the rank's device, applies the precision and launches the processes (its own
 launcher, torchrun or SLURM). A resumed run skips every video completed by any rank of any earlier
 run with the same fingerprint, whatever its number of ranks. After a barrier, global rank 0 merges
@@ -10,25 +13,56 @@ the progress files; the merged run does not depend on the number of ranks (teste
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..models.rerank import VideoScoringRun
+
+log = logging.getLogger(__name__)
+
+
+class PrefetchedClips(Dataset):
+    """Item i: `(doc, clip, None)`, or `(doc, None, reason)` when `fetch(doc)` returned a reason or
+    raised (any exception: a worker must not die on one bad file). `fetch(doc) -> (clip, reason)`."""
+
+    def __init__(self, docs: Sequence[str], fetch: Callable[[str], tuple]):
+        self.docs, self.fetch = list(docs), fetch
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def __getitem__(self, i: int):
+        doc = self.docs[i]
+        try:
+            clip, reason = self.fetch(doc)
+        except Exception as e:  # noqa: BLE001 - reported as the video's skip reason
+            clip, reason = None, f"{type(e).__name__}: {e}"
+        return doc, clip, reason
+
+
+def _as_is(item):
+    return item
 
 
 class RerankPredictModule(L.LightningModule):
     """`load()` -> (model, processor), called once per rank in `configure_model`;
     `make_run(score_video, rank, world)` -> the rank's `VideoScoringRun`; `score(model, processor,
-    doc, texts)` -> one score per text."""
+    doc, texts, clip)` -> one score per text (`clip` None: the scorer reads the video itself).
+    `fetch(doc) -> (clip, skip reason)` reads a video in the DataLoader (in `num_workers` worker
+    processes, or in the main process with 0); without it the scorer reads every video."""
 
-    def __init__(self, load: Callable[[], tuple], make_run: Callable[..., VideoScoringRun], score: Callable[..., list[float]]):
+    def __init__(self, load: Callable[[], tuple], make_run: Callable[..., VideoScoringRun], score: Callable[..., list[float]],
+                 *, fetch: Callable[[str], tuple] | None = None, num_workers: int = 0):
         super().__init__()
         self._load, self._make_run, self._score = load, make_run, score
+        self._fetch, self.num_workers = fetch, int(num_workers)
         self.model = None
         self.processor = None
         self.run: VideoScoringRun | None = None
+        self._clip = None  # the clip of the video being scored, when it was prefetched
 
     def configure_model(self) -> None:
         if self.model is None:
@@ -36,13 +70,30 @@ class RerankPredictModule(L.LightningModule):
             self.model.eval()
 
     def predict_dataloader(self) -> DataLoader:
-        self.run = self._make_run(lambda doc, texts: self._score(self.model, self.processor, doc, texts),
+        self.run = self._make_run(lambda doc, texts: self._score(self.model, self.processor, doc, texts, self._clip),
                                   self.global_rank, self.trainer.world_size).__enter__()
         # One video per step; a rank's share was fixed by the plan, so no distributed sampler.
-        return DataLoader(self.run.todo, batch_size=None, shuffle=False)
+        if self._fetch is None:
+            return DataLoader(self.run.todo, batch_size=None, shuffle=False)
+        workers = self.num_workers if self.run.todo else 0
+        return DataLoader(PrefetchedClips(self.run.todo, self._fetch), batch_size=None, shuffle=False,
+                          collate_fn=_as_is, num_workers=workers, prefetch_factor=2 if workers else None,
+                          persistent_workers=False)
 
-    def predict_step(self, doc: str, batch_idx: int) -> None:
-        self.run.score_one(doc)
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        # A doc id or (doc, Clip, reason): numpy frames the scorer preprocesses and moves itself.
+        return batch
+
+    def predict_step(self, item, batch_idx: int) -> None:
+        if self._fetch is None:
+            self.run.score_one(item)
+            return
+        doc, clip, reason = item
+        self._clip = clip
+        try:
+            self.run.score_one(doc, skip_reason=reason, have_clip=clip is not None)
+        finally:
+            self._clip = None
 
     def on_predict_end(self) -> None:
         self.close_run()

@@ -155,14 +155,15 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     def load():
         return load_trained(str(ckpt), base=base, dtype=cfg.model.dtype, trust_remote_code=bool(cfg.model.trust_remote_code))
 
-    def score(model, processor, doc: str, texts: list[str]) -> list[float]:
-        return score_queries_for_video(model, processor, clips[doc], texts, batch_size=int(r.batch_size), prompt=prompt)
+    def score(model, processor, doc: str, texts: list[str], clip=None) -> list[float]:
+        clip = clips[doc] if clip is None else clip
+        return score_queries_for_video(model, processor, clip, texts, batch_size=int(r.batch_size), prompt=prompt)
 
     def make_run(score_video, rank: int, world: int) -> VideoScoringRun:
         return VideoScoringRun(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
                                fingerprint=fingerprint, skip=skip, rank=rank, world=world, key=key)
 
-    module = RerankPredictModule(load, make_run, score)
+    module = RerankPredictModule(load, make_run, score, fetch=clips.fetch, num_workers=int(r.num_workers))
     trainer = predict_trainer(cfg.trainer, rerank_dir)
     trainer.predict(module, return_predictions=False)
     module.close_run()
