@@ -33,6 +33,7 @@ _RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     ">0": (lambda v: _is_num(v) and v > 0, "a number > 0"),
     ">=0": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
     "[0,1)": (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 _CHECKS = {
@@ -49,9 +50,11 @@ _CHECKS = {
 for _s in ("stage1", "stage2"):
     _CHECKS.update({f"curriculum.{_s}.epochs": "int>=1", f"curriculum.{_s}.batch_size": "int>=1",
                     f"curriculum.{_s}.lr": ">0", f"curriculum.{_s}.warmup_ratio": "[0,1)",
-                    f"curriculum.{_s}.weight_decay": ">=0", f"curriculum.{_s}.max_frames": "int>=1"})
+                    f"curriculum.{_s}.weight_decay": ">=0", f"curriculum.{_s}.max_frames": "int>=1",
+                    f"curriculum.{_s}.accumulate_grad_batches": "int>=1"})
 _CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.pool_depth": "int>=1",
-                "curriculum.stage2.val_depth": "int>=1", "curriculum.stage2.val_every_n_epochs": "int>=1"})
+                "curriculum.stage2.val_depth": "int>=1", "curriculum.stage2.val_every_n_epochs": "int>=1",
+                "curriculum.stage2.negatives_with_replacement": "bool"})
 
 
 def _select(cfg: DictConfig, key: str):
@@ -71,8 +74,8 @@ SCHEDULE_STAGES = ("pretrain",)
 
 def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
     """Raise ConfigError for the first value out of range (loss weights and temperatures, epochs,
-    batch sizes, depths, frame rates and counts, learning rates, the model's frame sampling
-    rule and visual budget). With `stage`, the stage-2 loss
+    batch sizes and gradient accumulation, depths, frame rates and counts, learning rates, the
+    model's frame sampling rule and visual budget). With `stage`, the stage-2 loss
     and the pre-training schedule are checked only for the stages that use them."""
     for key, rule in _CHECKS.items():
         present, value = _select(cfg, key)

@@ -11,7 +11,7 @@ from rankvideo.utils.validate import ConfigError, validate_config
 
 def test_the_shipped_configs_are_valid():
     for overrides in ([], ["debug=tiny"], ["curriculum=paper"], ["loss=official_code"], ["model=tiny_qwen3_vl_scratch"],
-                      ["model=rankvideo_official"], ["prompt=official_training"]):
+                      ["model=rankvideo_official"], ["prompt=official_training"], ["curriculum=official_code"]):
         validate_config(compose_cfg(overrides))
 
 
@@ -29,6 +29,10 @@ def test_the_shipped_configs_are_valid():
     ("pretrain.epochs=0", r"pretrain.epochs=0"),
     ("pretrain.schedule.0.until=2.0", r"pretrain.schedule"),
     ("prompt.name=officiel", r"prompt.name='officiel': must be one of official_inference, official_training, paper"),
+    ("+curriculum.stage2.accumulate_grad_batches=0", r"curriculum.stage2.accumulate_grad_batches=0: must be an integer >= 1"),
+    ("+curriculum.stage1.accumulate_grad_batches=2.5", r"curriculum.stage1.accumulate_grad_batches=2.5"),
+    ("+curriculum.stage2.negatives_with_replacement=yes",
+     r"curriculum.stage2.negatives_with_replacement='yes': must be true or false"),
 ])
 def test_a_value_out_of_range_is_named(override, message):
     with pytest.raises(ConfigError, match=message):
