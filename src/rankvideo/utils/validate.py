@@ -54,7 +54,14 @@ for _s in ("stage1", "stage2"):
                     f"curriculum.{_s}.accumulate_grad_batches": "int>=1"})
 _CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.pool_depth": "int>=1",
                 "curriculum.stage2.val_depth": "int>=1", "curriculum.stage2.val_every_n_epochs": "int>=1",
-                "curriculum.stage2.negatives_with_replacement": "bool"})
+                "curriculum.stage2.negatives_with_replacement": "bool", "peft.quantize_4bit": "bool",
+                "peft.double_quant": "bool", "peft.gradient_checkpointing": "bool"})
+
+# Keys with a fixed set of values (checked where present).
+_CHOICES = {
+    "peft.quant_type": ("nf4", "fp4"),
+    "peft.compute_dtype": ("bfloat16", "float16", "float32"),
+}
 
 
 def _select(cfg: DictConfig, key: str):
@@ -75,7 +82,8 @@ SCHEDULE_STAGES = ("pretrain",)
 def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
     """Raise ConfigError for the first value out of range (loss weights and temperatures, epochs,
     batch sizes and gradient accumulation, depths, frame rates and counts, learning rates, the
-    model's frame sampling rule and visual budget). With `stage`, the stage-2 loss
+    model's frame sampling rule and visual budget, the 4-bit quantization, QLoRA under FSDP). With
+    `stage`, the stage-2 loss
     and the pre-training schedule are checked only for the stages that use them."""
     for key, rule in _CHECKS.items():
         present, value = _select(cfg, key)
@@ -84,6 +92,16 @@ def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
         ok, what = _RULES[rule]
         if not ok(value):
             raise ConfigError(f"{key}={value!r}: must be {what}")
+    for key, allowed in _CHOICES.items():
+        present, value = _select(cfg, key)
+        if present and value not in allowed:
+            raise ConfigError(f"{key}={value!r}: must be one of {', '.join(allowed)}")
+    present, quantize = _select(cfg, "peft.quantize_4bit")
+    has_strategy, strategy = _select(cfg, "trainer.strategy")
+    if present and quantize and has_strategy and strategy == "fsdp":
+        # FSDP flattens parameters of one dtype per unit; bitsandbytes' packed 4-bit weights are not.
+        raise ConfigError("peft=qlora with trainer=fsdp: a 4-bit base cannot be sharded here; "
+                          "use trainer=ddp (data parallel, as the official code) or trainer=gpu")
     present, loss = _select(cfg, "loss")
     if present and isinstance(loss, DictConfig) and (stage is None or stage in LOSS_STAGES):
         from ..losses import Stage2LossConfig

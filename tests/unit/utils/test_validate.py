@@ -11,7 +11,8 @@ from rankvideo.utils.validate import ConfigError, validate_config
 
 def test_the_shipped_configs_are_valid():
     for overrides in ([], ["debug=tiny"], ["curriculum=paper"], ["loss=official_code"], ["model=tiny_qwen3_vl_scratch"],
-                      ["model=rankvideo_official"], ["prompt=official_training"], ["curriculum=official_code"]):
+                      ["model=rankvideo_official"], ["prompt=official_training"], ["curriculum=official_code"],
+                      ["+experiment=paper_table1"]):
         validate_config(compose_cfg(overrides))
 
 
@@ -50,3 +51,13 @@ def test_the_released_model_is_scored_with_the_official_inference_prompt():
     assert compose_cfg(["model=rankvideo_official"]).prompt.name == "official_inference"
     assert compose_cfg(["model=rankvideo_official", "prompt=paper"]).prompt.name == "paper"
     assert compose_cfg([]).prompt.name == "paper"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["peft=qlora", "trainer=fsdp"], r"peft=qlora with trainer=fsdp"),
+    (["+experiment=paper_table1", "trainer=fsdp"], r"peft=qlora with trainer=fsdp"),
+    (["peft=qlora", "peft.quant_type=int4"], r"peft.quant_type='int4': must be one of nf4, fp4"),
+])
+def test_preset_choices_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(compose_cfg(overrides))
