@@ -59,6 +59,7 @@ _CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.
 
 # Keys with a fixed set of values (checked where present).
 _CHOICES = {
+    "eval.average": ("all_judged", "ranked"),
     "peft.quant_type": ("nf4", "fp4"),
     "peft.compute_dtype": ("bfloat16", "float16", "float32"),
 }
@@ -82,8 +83,8 @@ SCHEDULE_STAGES = ("pretrain",)
 def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
     """Raise ConfigError for the first value out of range (loss weights and temperatures, epochs,
     batch sizes and gradient accumulation, depths, frame rates and counts, learning rates, the
-    model's frame sampling rule and visual budget, the 4-bit quantization, QLoRA under FSDP). With
-    `stage`, the stage-2 loss
+    model's frame sampling rule and visual budget, eval.average, the 4-bit quantization, QLoRA under
+    FSDP). With `stage`, the stage-2 loss
     and the pre-training schedule are checked only for the stages that use them."""
     for key, rule in _CHECKS.items():
         present, value = _select(cfg, key)

@@ -12,7 +12,7 @@ from rankvideo.utils.validate import ConfigError, validate_config
 def test_the_shipped_configs_are_valid():
     for overrides in ([], ["debug=tiny"], ["curriculum=paper"], ["loss=official_code"], ["model=tiny_qwen3_vl_scratch"],
                       ["model=rankvideo_official"], ["prompt=official_training"], ["curriculum=official_code"],
-                      ["+experiment=paper_table1"]):
+                      ["+experiment=paper_table1"], ["+experiment=paper_table1", "eval.average=ranked"]):
         validate_config(compose_cfg(overrides))
 
 
@@ -34,6 +34,7 @@ def test_the_shipped_configs_are_valid():
     ("+curriculum.stage1.accumulate_grad_batches=2.5", r"curriculum.stage1.accumulate_grad_batches=2.5"),
     ("+curriculum.stage2.negatives_with_replacement=yes",
      r"curriculum.stage2.negatives_with_replacement='yes': must be true or false"),
+    ("eval.average=mean", r"eval.average='mean': must be one of all_judged, ranked"),
 ])
 def test_a_value_out_of_range_is_named(override, message):
     with pytest.raises(ConfigError, match=message):
