@@ -65,7 +65,7 @@ def test_paper_presets_compose_to_the_papers_settings():
     # A reasoning LM teacher with the paper's mining thresholds (not MiniLM's calibrated scale).
     assert t1.teacher.name == "hf" and t1.teacher.max_new_tokens > 0
     assert (t1.teacher.mining.trusted_max, t1.teacher.mining.suspect_min) == (-6.0, -8.0)
-    assert list(t1.teacher.evidence_fields) == ["caption", "asr"]
+    assert list(t1.teacher.evidence_fields) == ["caption", "asr"] and t1.teacher.conventions == "project"
     # The official code's schedule on top: one override.
     oc = compose_cfg(["+experiment=paper_table1", "curriculum=official_code", "loss=official_code"])
     assert (oc.curriculum.name, oc.peft.name, oc.teacher.name, oc.loss.pointwise) == ("official_code", "qlora", "hf", 1.0)

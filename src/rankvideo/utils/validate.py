@@ -60,6 +60,7 @@ _CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.
 # Keys with a fixed set of values (checked where present).
 _CHOICES = {
     "eval.average": ("all_judged", "ranked"),
+    "teacher.conventions": ("project", "official"),
     "peft.quant_type": ("nf4", "fp4"),
     "peft.compute_dtype": ("bfloat16", "float16", "float32"),
 }
@@ -83,8 +84,8 @@ SCHEDULE_STAGES = ("pretrain",)
 def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
     """Raise ConfigError for the first value out of range (loss weights and temperatures, epochs,
     batch sizes and gradient accumulation, depths, frame rates and counts, learning rates, the
-    model's frame sampling rule and visual budget, eval.average, the 4-bit quantization, QLoRA under
-    FSDP). With `stage`, the stage-2 loss
+    model's frame sampling rule and visual budget, the choices of eval.average, teacher.conventions
+    and the 4-bit quantization, QLoRA under FSDP). With `stage`, the stage-2 loss
     and the pre-training schedule are checked only for the stages that use them."""
     for key, rule in _CHECKS.items():
         present, value = _select(cfg, key)
@@ -103,6 +104,10 @@ def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
         # FSDP flattens parameters of one dtype per unit; bitsandbytes' packed 4-bit weights are not.
         raise ConfigError("peft=qlora with trainer=fsdp: a 4-bit base cannot be sharded here; "
                           "use trainer=ddp (data parallel, as the official code) or trainer=gpu")
+    present, name = _select(cfg, "teacher.name")
+    has_conv, conventions = _select(cfg, "teacher.conventions")
+    if present and has_conv and conventions == "official" and name != "hf":
+        raise ConfigError(f"teacher.conventions=official: only the hf teacher reads them, not teacher={name}")
     present, loss = _select(cfg, "loss")
     if present and isinstance(loss, DictConfig) and (stage is None or stage in LOSS_STAGES):
         from ..losses import Stage2LossConfig
