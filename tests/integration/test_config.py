@@ -57,8 +57,22 @@ def test_stage_reading_an_undeclared_param_fails_loudly():
 
 def test_paper_presets_compose_to_the_papers_settings():
     t1 = compose_cfg(["+experiment=paper_table1"])
-    assert (t1.data.name, t1.retrieval.name, t1.model.name, t1.peft.name, t1.curriculum.name) == \
-        ("multivent2", "external", "qwen3_vl_8b", "lora", "paper")
+    assert (t1.data.name, t1.retrieval.name, t1.model.name, t1.peft.name, t1.curriculum.name, t1.trainer.name) == \
+        ("multivent2", "external", "qwen3_vl_8b", "qlora", "paper", "ddp")
+    # QLoRA as the official code: LoRA r16 on a 4-bit NF4 base, bf16 compute, double quantization.
+    assert (t1.peft.quantize_4bit, t1.peft.quant_type, t1.peft.compute_dtype, t1.peft.double_quant) == \
+        (True, "nf4", "bfloat16", True)
+    # A reasoning LM teacher with the paper's mining thresholds (not MiniLM's calibrated scale).
+    assert t1.teacher.name == "hf" and t1.teacher.max_new_tokens > 0
+    assert (t1.teacher.mining.trusted_max, t1.teacher.mining.suspect_min) == (-6.0, -8.0)
+    assert list(t1.teacher.evidence_fields) == ["caption", "asr"] and t1.teacher.conventions == "project"
+    # The official code's schedule on top: one override.
+    oc = compose_cfg(["+experiment=paper_table1", "curriculum=official_code", "loss=official_code"])
+    assert (oc.curriculum.name, oc.peft.name, oc.teacher.name, oc.loss.pointwise) == ("official_code", "qlora", "hf", 1.0)
+    s1, s2 = oc.curriculum.stage1, oc.curriculum.stage2
+    assert (s1.epochs, s1.batch_size, s1.accumulate_grad_batches, s1.lr, s1.max_frames) == (2, 1, 16, 1e-5, 32)
+    assert (s2.epochs, s2.batch_size, s2.accumulate_grad_batches, s2.lr, s2.max_frames) == (2, 1, 8, 1e-5, 24)
+    assert (s2.num_negatives, s2.negatives_with_replacement, s2.warmup_ratio, s2.weight_decay) == (1, True, 0.03, 0.0)
     assert t1.retrieval.path.endswith("ranking_AV_OmniEmbed.json") and t1.retrieval.depth == 1000 and t1.rerank.depth == 100
     assert (t1.loss.pairwise, t1.loss.distill, t1.loss.pointwise) == (1.0, 5.0, 0.5)
     assert t1.data.positive_min_grade == 1  # binary train judgments

@@ -188,3 +188,34 @@ def test_rerank_takes_clips_by_the_model_configs_frame_rule_and_budget(trained, 
         # 3 s at 8 fps = 24 frames; 3 s * 2 fps = 6 frames over 0..23: 0, 4.6, 9.2, 13.8, 18.4, 23.
         np.testing.assert_allclose(clip.timestamps - clip.timestamps[0], np.array([0, 5, 9, 14, 18, 23]) / 8)
     assert (out / "run.trec").exists()
+
+
+def test_accumulate_grad_batches_reaches_the_trainer(tmp_path):
+    """curriculum.stageN.accumulate_grad_batches is the Lightning Trainer's; 1 where it is left out."""
+    from conftest import compose_cfg
+    from rankvideo.stages.curriculum import _trainer
+
+    official = compose_cfg(["curriculum=official_code"])
+    for stage, want in (("stage1", 16), ("stage2", 8)):
+        trainer = _trainer(official, official.curriculum[stage], tmp_path / stage, logger=False)
+        assert trainer.accumulate_grad_batches == want
+    tiny = compose_cfg([])
+    assert "accumulate_grad_batches" not in tiny.curriculum.stage2
+    assert _trainer(tiny, tiny.curriculum.stage2, tmp_path / "tiny", logger=False).accumulate_grad_batches == 1
+
+
+def test_official_code_curriculum_steps_once_per_8_groups(tmp_path, trained):
+    """Stage 2 under curriculum=official_code on the tiny benchmark: one query group (1 positive +
+    1 negative) per forward, an optimizer step per 8 groups (the last step of an epoch takes the
+    remainder): ceil(groups / 8) steps per epoch."""
+    import math
+
+    _, done = trained
+    cfg = tiny_run_cfg(tmp_path, "curriculum=official_code", "curriculum.stage2.epochs=1",
+                       "curriculum.stage2.batch_size=1", "curriculum.stage2.val_depth=5")
+    assert (cfg.curriculum.stage2.num_negatives, cfg.curriculum.stage2.negatives_with_replacement) == (1, True)
+    for key in ("benchmark", "first_stage_run", "model_dir", "stage1_dir", "teacher_labels"):
+        cfg.paths[key] = done.paths[key]
+    metrics = stage_fn("stage2")(cfg, source="test")
+    assert metrics["groups"] > 8
+    assert metrics["steps"] == math.ceil(metrics["groups"] / 8)

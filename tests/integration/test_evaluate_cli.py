@@ -120,3 +120,16 @@ def test_cli_says_when_the_run_is_a_directory_or_a_symlink_loop(tmp_path, make, 
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error")]
     assert len(lines) == 1 and message in lines[0] and str(run) in lines[0], p.stderr
     assert "Traceback" not in p.stderr
+
+
+@needs_trec
+def test_cli_averages_over_ranked_queries_on_request(tmp_path):
+    out = tmp_path / "eval.json"
+    p = _cli(tmp_path, f"run={TREC / 'results.trunc'}", f"qrels={TREC / 'qrels.test'}", f"out={out}", "eval.average=ranked")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text())
+    # 302 is absent from the run: left out of the mean instead of counted as 0, so the three-query
+    # mean 0.1717 (trec_eval -c) becomes the mean of the two ranked queries, 0.1717 * 3 / 2.
+    assert res["num_queries"] == 2 and set(res["per_query"]) == {"301", "303"}
+    assert res["nDCG@10"] == pytest.approx(0.1717 * 3 / 2, abs=1e-4)
+    assert "(average: ranked)" in p.stdout

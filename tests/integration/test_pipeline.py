@@ -137,3 +137,30 @@ def test_external_first_stage_from_official_json(tiny_cfg, tmp_path):
     run = read_trec_run(cfg.paths.first_stage_run)
     assert set(run) == set(qids[1:])
     assert all(list(v) == docs[:3] for v in run.values())
+
+
+def test_evaluate_stage_reads_eval_average(pipeline):
+    """eval.average=ranked: a test query the reranked run misses is left out of the mean rather than
+    counted as 0 (the per-query values of the others do not change)."""
+    from rankvideo.data.trec import write_trec_run
+
+    cfg, _ = pipeline
+    reranked = read_trec_run(cfg.paths.reranked_run)
+    bench = Benchmark(cfg.paths.benchmark)
+    qrels = bench.qrels("test")
+    test_q = sorted(q.qid for q in bench.queries("test") if any(r >= 1 for r in qrels.get(q.qid, {}).values()))
+    dropped = test_q[0]
+    write_trec_run(cfg.paths.reranked_run, {q: d for q, d in reranked.items() if q != dropped}, tag="dropped")
+    details = {}
+    for average in ("all_judged", "ranked"):
+        cfg.eval.average = average
+        evaluate.run(cfg, source="test", pipeline_cfg=cfg)
+        details[average] = json.loads((Path(cfg.paths.eval_dir) / "details" / "test.json").read_text())
+    allj, ranked = details["all_judged"], details["ranked"]
+    assert allj["per_query"][dropped]["nDCG@10"] == 0.0 and dropped not in ranked["per_query"]
+    assert set(ranked["per_query"]) == {q for q in test_q if q != dropped and reranked.get(q)}
+    assert ranked["num_queries"] == len(ranked["per_query"]) < allj["num_queries"]
+    kept = ranked["per_query"]
+    assert all(kept[q] == allj["per_query"][q] for q in kept)
+    assert ranked["nDCG@10"] == pytest.approx(sum(v["nDCG@10"] for v in kept.values()) / len(kept))
+    assert allj["nDCG@10"] == pytest.approx(sum(v["nDCG@10"] for v in allj["per_query"].values()) / allj["num_queries"])

@@ -4,7 +4,8 @@
   as target.
 - Stage 2 (reranking): query groups of 1 positive + K negatives of the same query, negatives drawn
   from the query's own first-stage candidates (hard negatives), re-drawn every epoch from a seeded
-  stream so that a run is reproducible and a resumed run sees the same groups.
+  stream so that a run is reproducible and a resumed run sees the same groups. Each epoch draws
+  afresh, so a negative drawn in one epoch can be drawn again in the next.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ class GroupSpec:
     pool_depth: int = 100  # negatives come from the query's first-stage top pool_depth
     positive_min_grade: int = 3  # fully relevant only; partial matches (1-2) are neither
     negative_max_grade: int = 0
+    # False: a group's K negatives are distinct, and a query with fewer than K is skipped.
+    # True: the official sampler's rule (train_reranker.py, QueryGroupedBatchSampler): K distinct
+    # negatives when the query has at least K, otherwise K draws with replacement (a negative may
+    # repeat inside the group), so every query with at least one negative is kept. With K = 1 both
+    # rules give the same groups.
+    negatives_with_replacement: bool = False
 
 
 class GroupSampler:
@@ -67,7 +74,7 @@ class GroupSampler:
                 neg = [d for d in neg if d in allowed[q.qid]]
             if not pos:
                 skipped["no positive"] += 1
-            elif len(neg) < spec.num_negatives:
+            elif len(neg) < (1 if spec.negatives_with_replacement else spec.num_negatives):
                 skipped["too few negatives"] += 1
             else:
                 self.items.append((q, pos, neg))
@@ -85,7 +92,11 @@ class GroupSampler:
         out = []
         for q, pos, neg in self.items:
             p = pos[int(rng.integers(len(pos)))]
-            negs = [neg[int(i)] for i in rng.choice(len(neg), size=self.spec.num_negatives, replace=False)]
+            # Only a pool smaller than K (kept only under negatives_with_replacement) is drawn with
+            # replacement; every other draw is the same call, so the option leaves those groups as
+            # they were.
+            k = self.spec.num_negatives
+            negs = [neg[int(i)] for i in rng.choice(len(neg), size=k, replace=len(neg) < k)]
             docs = (p, *negs)
             out.append(QueryGroup(
                 qid=q.qid, query=q.text, doc_ids=docs, labels=(1,) + (0,) * len(negs),

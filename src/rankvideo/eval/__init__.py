@@ -1,6 +1,7 @@
 """Evaluation: trec_eval-compatible retrieval metrics and system comparison."""
 
 from rankvideo.eval.metrics import (
+    AVERAGES,
     CONVENTIONS,
     DEFAULT_MEASURES,
     EvalResult,
@@ -13,6 +14,7 @@ from rankvideo.eval.metrics import (
 )
 
 __all__ = [
+    "AVERAGES",
     "CONVENTIONS",
     "DEFAULT_MEASURES",
     "EvalResult",

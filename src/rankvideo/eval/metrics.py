@@ -15,7 +15,11 @@ listed in :data:`CONVENTIONS` and in :func:`to_json_dict`'s output):
   ir-measures does this (its evaluator yields the measure's default, 0, for
   each judged query it did not score); we also fill the zeros in ourselves.
   Run queries without judgments are ignored (logged at INFO with a count).
-  Note pytrec_eval alone would average over run queries only.
+  Note pytrec_eval alone would average over run queries only. With
+  ``average="ranked"`` the mean is over the judged queries the run ranks that
+  have at least one relevant (label >= 1) judgment instead: the official
+  RankVideo ``evaluate.py``'s average (it reads the qrels without their
+  label-0 lines and lets pytrec_eval average over the queries it scores).
 * Gains: nDCG uses trec_eval's ``ndcg_cut``: gain = the label (linear, not
   2^rel - 1), labels <= 0 give no gain, discount log2(rank + 1), ideal ranking
   from all judged labels >= 1. ir-measures' default nDCG runs on pytrec_eval,
@@ -43,6 +47,7 @@ from scipy import stats
 from rankvideo.data.trec import Qrels, strictly_ordered
 
 __all__ = [
+    "AVERAGES",
     "DEFAULT_MEASURES",
     "CONVENTIONS",
     "EvalResult",
@@ -62,9 +67,16 @@ DEFAULT_MEASURES: tuple[str, ...] = (
     "R@10", "R@20", "R@50", "R@100", "RR@10",
 )
 
+# How the mean runs over queries, per `average` (the second line of CONVENTIONS is the default's).
+AVERAGES: dict[str, str] = {
+    "all_judged": "queries: every judged query counts; judged query missing from run scores 0 (trec_eval -c)",
+    "ranked": "queries: judged queries the run ranks, with a judgment >= 1, count; the others are left out "
+              "(official RankVideo evaluate.py)",
+}
+
 CONVENTIONS: tuple[str, ...] = (
     "ranking: score desc, ties by tie-break run score desc, then doc id desc (trec_eval)",
-    "queries: every judged query counts; judged query missing from run scores 0 (trec_eval -c)",
+    AVERAGES["all_judged"],
     "queries in the run without judgments are ignored",
     "nDCG: gain = label (linear, trec_eval ndcg_cut), labels <= 0 no gain, log2 discount",
     "RR@k: reciprocal rank of first relevant doc within top k, else 0",
@@ -75,9 +87,11 @@ CONVENTIONS: tuple[str, ...] = (
 class EvalResult:
     """Mean and per-query values, keyed by measure name (ir-measures spelling).
 
-    ``mean`` averages ``per_query`` over all ``num_queries`` judged queries.
-    ``relevance_level`` is the label threshold used for binary measures;
-    ``unjudged_run_queries`` counts run queries ignored for lack of judgments.
+    ``mean`` averages ``per_query`` over its ``num_queries`` queries: every
+    judged query (``average="all_judged"``) or those the run ranks
+    (``"ranked"``). ``relevance_level`` is the label threshold used for binary
+    measures; ``unjudged_run_queries`` counts run queries ignored for lack of
+    judgments.
     """
 
     mean: dict[str, float]
@@ -85,9 +99,11 @@ class EvalResult:
     num_queries: int
     relevance_level: int = 1
     unjudged_run_queries: int = 0
+    average: str = "all_judged"
 
     def conventions(self) -> list[str]:
-        return [*CONVENTIONS, f"relevant for binary measures (R, RR, P): label >= {self.relevance_level}"]
+        lines = [AVERAGES[self.average] if c == AVERAGES["all_judged"] else c for c in CONVENTIONS]
+        return [*lines, f"relevant for binary measures (R, RR, P): label >= {self.relevance_level}"]
 
 
 def _resolve_measures(measures: Iterable[str | ir_measures.Measure],
@@ -126,16 +142,21 @@ def _measure_groups(measures: list, ordered: Mapping[str, Mapping[str, float]]):
 def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
              measures: Sequence[str | ir_measures.Measure] = DEFAULT_MEASURES,
              tiebreak_run: Mapping[str, Mapping[str, float]] | None = None,
-             relevance_level: int = 1) -> EvalResult:
+             relevance_level: int = 1, average: str = "all_judged") -> EvalResult:
     """Evaluate ``run`` against ``qrels`` with the conventions in the module docstring.
 
     ``tiebreak_run`` orders equal scores (officially the first-stage run).
     ``relevance_level`` is trec_eval's ``-l``: the minimum label counted as
-    relevant by binary measures; it does not change nDCG.
+    relevant by binary measures; it does not change nDCG. ``average``:
+    ``"all_judged"`` (trec_eval ``-c``: a judged query the run misses scores
+    0) or ``"ranked"`` (the mean over the judged queries the run ranks that
+    have a label >= 1, as the official RankVideo evaluate.py averages).
     """
     if relevance_level < 1:
         # Level <= 0 would count non-relevant (label 0) docs as relevant.
         raise ValueError(f"relevance_level must be >= 1, got {relevance_level}")
+    if average not in AVERAGES:
+        raise ValueError(f"average must be one of {', '.join(AVERAGES)}, got {average!r}")
     resolved = _resolve_measures(measures, relevance_level)
     if not resolved:
         raise ValueError("no measures requested")
@@ -170,11 +191,17 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
     # A judged query with no ranking scores 0 (trec_eval -c); ir-measures
     # already yields 0 for it, the default here only makes that explicit.
     per_query = {q: {name: raw[q].get(name, 0.0) for name in names} for q in judged}
+    if average == "ranked":
+        # The official evaluate.py drops label <= 0 lines from the qrels, so a query judged only
+        # non-relevant is not in its qrels; pytrec_eval then averages over the run's queries.
+        per_query = {q: v for q, v in per_query.items() if q in ordered and any(r >= 1 for r in judged[q].values())}
+        if not per_query:
+            raise ValueError("average='ranked': the run ranks no query with a relevant judgment")
 
     n = len(per_query)
     mean = {name: math.fsum(v[name] for v in per_query.values()) / n for name in names}
     return EvalResult(mean=mean, per_query=per_query, num_queries=n,
-                      relevance_level=relevance_level, unjudged_run_queries=len(unjudged))
+                      relevance_level=relevance_level, unjudged_run_queries=len(unjudged), average=average)
 
 
 def pooled_recall(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int,
@@ -293,7 +320,8 @@ def format_table(result: EvalResult, comparison: Mapping[str, dict] | None = Non
 
     parts = [line(header), line(["-" * w for w in widths])]
     parts += [line(r) for r in rows]
-    parts.append(f"queries: {result.num_queries}")
+    parts.append(f"queries: {result.num_queries}" + ("" if result.average == "all_judged" else
+                                                      f" (average: {result.average})"))
     return "\n".join(parts)
 
 

@@ -123,6 +123,13 @@ def _prepare_dir(out: Path, fingerprint: str) -> str | None:
     return None
 
 
+def accumulate_grad_batches(stage_cfg: DictConfig) -> int:
+    """Batches whose gradients add up to one optimizer step (`curriculum.stageN.accumulate_grad_batches`;
+    1 where the key is left out, as in the tiny and paper curricula, so their fingerprints stay as
+    they were). The official code trains stage 2 on one query group per forward, 8 accumulated."""
+    return int(stage_cfg.get("accumulate_grad_batches", 1))
+
+
 def _trainer(cfg: DictConfig, stage_cfg: DictConfig, out: Path, logger, extra_callbacks=(), **kwargs) -> L.Trainer:
     t = cfg.trainer
     strategy = t.strategy
@@ -137,7 +144,8 @@ def _trainer(cfg: DictConfig, stage_cfg: DictConfig, out: Path, logger, extra_ca
         accelerator=t.accelerator, devices=t.devices, num_nodes=int(t.get("num_nodes", 1)), strategy=strategy,
         precision=t.precision, deterministic=bool(t.deterministic), gradient_clip_val=t.gradient_clip_val,
         log_every_n_steps=int(t.log_every_n_steps), num_sanity_val_steps=int(t.num_sanity_val_steps),
-        max_epochs=int(stage_cfg.epochs), logger=logger, callbacks=[ckpt, *extra_callbacks],
+        max_epochs=int(stage_cfg.epochs), accumulate_grad_batches=accumulate_grad_batches(stage_cfg),
+        logger=logger, callbacks=[ckpt, *extra_callbacks],
         default_root_dir=str(out), enable_model_summary=False, **kwargs,
     )
 
@@ -203,7 +211,9 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     teacher, allowed = _teacher_labels(cfg)
     sampler = GroupSampler(bench.queries("train"), bench.qrels("train"), first,
                            GroupSpec(num_negatives=int(s2.num_negatives), pool_depth=int(s2.pool_depth),
-                                     positive_min_grade=int(cfg.data.positive_min_grade)), seed=int(cfg.seed),
+                                     positive_min_grade=int(cfg.data.positive_min_grade),
+                                     negatives_with_replacement=bool(s2.get("negatives_with_replacement", False))),
+                           seed=int(cfg.seed),
                            teacher=teacher, allowed=allowed)
     val_queries = bench.queries("val")
     val_pairs = sorted(((q.qid, d, q.text) for q in val_queries for d in rank_order(first.get(q.qid, {}))[: int(s2.val_depth)]),

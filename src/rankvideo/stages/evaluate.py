@@ -42,11 +42,11 @@ def check_overlap(run: dict, qrels: dict, run_path, qrels_path) -> None:
 
 
 def evaluate_files(run_path: str, qrels_path: str, baseline_path: str | None = None, *, measures=None,
-                   relevance_level: int = 1, allow_empty: bool = False) -> tuple[dict, str]:
+                   relevance_level: int = 1, allow_empty: bool = False, average: str = "all_judged") -> tuple[dict, str]:
     """Evaluate any run file against any qrels file (optionally against a baseline run, which also
     breaks score ties). Returns the JSON dict and the printed table. An empty run, or one sharing
-    no query with the qrels, is an error unless `allow_empty`."""
-    kwargs = {"relevance_level": relevance_level}
+    no query with the qrels, is an error unless `allow_empty`. `average`: see `eval_average`."""
+    kwargs = {"relevance_level": relevance_level, "average": average}
     if measures:
         kwargs["measures"] = tuple(measures)
     qrels = read_qrels_any(qrels_path)  # TREC qrels, or MultiVENT judgments JSONL by extension
@@ -57,6 +57,12 @@ def evaluate_files(run_path: str, qrels_path: str, baseline_path: str | None = N
     result = evaluate(run, qrels, tiebreak_run=base, **kwargs)
     comparison = compare(result, evaluate(base, qrels, **kwargs)) if base is not None else None
     return to_json_dict(result, comparison), format_table(result, comparison)
+
+
+def eval_average(cfg: DictConfig) -> str:
+    """`eval.average`: `all_judged` (default; trec_eval -c: a judged query without a ranking counts
+    0) or `ranked` (the mean over the judged queries the run ranks, as the official evaluate.py)."""
+    return str(cfg.eval.get("average", "all_judged"))
 
 
 def evaluate_split(bench: Benchmark, split: str, first: dict, reranked: dict, **kwargs):
@@ -82,7 +88,7 @@ def _file_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None) ->
     with tracked_run(cfg, "evaluate", source=source, pipeline_cfg=pipeline_cfg, inputs=inputs) as tr:
         out, table = evaluate_files(str(cfg.run), str(cfg.qrels), cfg.get("baseline"),
                                     measures=list(cfg.eval.measures), relevance_level=int(cfg.eval.relevance_level),
-                                    allow_empty=bool(cfg.get("allow_empty", False)))
+                                    allow_empty=bool(cfg.get("allow_empty", False)), average=eval_average(cfg))
         print(table)
         if cfg.get("out"):
             write_json(cfg.out, out)
@@ -96,7 +102,8 @@ def _pipeline_mode(cfg: DictConfig, source: str, pipeline_cfg: DictConfig | None
     out_dir = Path(cfg.paths.eval_dir)
     first = read_run(cfg.paths.first_stage_run)
     reranked = read_run(cfg.paths.reranked_run)
-    kwargs = {"measures": tuple(cfg.eval.measures), "relevance_level": int(cfg.eval.relevance_level)}
+    kwargs = {"measures": tuple(cfg.eval.measures), "relevance_level": int(cfg.eval.relevance_level),
+              "average": eval_average(cfg)}
     metrics: dict = {}
     others = {}  # runs reported next to the reranker, read once for all splits
     for name, path in (cfg.eval.get("compare_runs") or {}).items():

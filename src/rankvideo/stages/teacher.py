@@ -141,6 +141,10 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
     out_dir = Path(cfg.paths.teacher_dir)
     docs = {d.doc_id: d for d in bench.corpus()}
     fields = tuple(tc.get("evidence_fields", ("caption", "asr")))
+    if tc.get("conventions", "project") == "official" and fields != ("caption",):
+        # The official teacher reads captions only (its ASR budget defaults to 0 tokens).
+        log.info("teacher.conventions=official: evidence is the caption only (evidence_fields %s not used)", list(fields))
+        fields = ("caption",)
     pool_depth = int(tc.pool_depth)
     pos_min, neg_max = int(tc.get("positive_min_grade", 3)), int(tc.get("negative_max_grade", 0))
     mining_cfg = MiningConfig.from_cfg(OmegaConf.to_container(tc.mining, resolve=True))

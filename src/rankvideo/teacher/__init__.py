@@ -31,6 +31,9 @@ def build_teacher(node: Mapping) -> Teacher:
     Backends are imported here, lazily: building the minilm teacher must not import vLLM, and the
     LM backends must not need the MiniLM wheel."""
     name = node["name"]
+    if name != "hf" and node.get("conventions", "project") != "project":
+        raise ValueError(f"teacher.conventions={node.get('conventions')!r}: only teacher=hf reads the official "
+                         f"teacher's conventions, not teacher={name}")
     if name == "minilm":
         from .minilm import PINNED_SHA256, MiniLMTeacher
 
@@ -42,7 +45,8 @@ def build_teacher(node: Mapping) -> Teacher:
 
         return HFTeacher(node["path"], max_new_tokens=int(node.get("max_new_tokens", 0)),
                          trust_remote_code=bool(node.get("trust_remote_code", False)), dtype=str(node.get("dtype", "auto")),
-                         device=str(node.get("device", "auto")), batch_size=int(node.get("batch_size", 8)))
+                         device=str(node.get("device", "auto")), batch_size=int(node.get("batch_size", 8)),
+                         conventions=str(node.get("conventions", "project")))
     if name == "vllm":
         from .vllm_backend import VLLMTeacher
 

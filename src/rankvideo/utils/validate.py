@@ -33,6 +33,7 @@ _RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     ">0": (lambda v: _is_num(v) and v > 0, "a number > 0"),
     ">=0": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
     "[0,1)": (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 _CHECKS = {
@@ -50,9 +51,20 @@ _CHECKS = {
 for _s in ("stage1", "stage2"):
     _CHECKS.update({f"curriculum.{_s}.epochs": "int>=1", f"curriculum.{_s}.batch_size": "int>=1",
                     f"curriculum.{_s}.lr": ">0", f"curriculum.{_s}.warmup_ratio": "[0,1)",
-                    f"curriculum.{_s}.weight_decay": ">=0", f"curriculum.{_s}.max_frames": "int>=1"})
+                    f"curriculum.{_s}.weight_decay": ">=0", f"curriculum.{_s}.max_frames": "int>=1",
+                    f"curriculum.{_s}.accumulate_grad_batches": "int>=1"})
 _CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.pool_depth": "int>=1",
-                "curriculum.stage2.val_depth": "int>=1", "curriculum.stage2.val_every_n_epochs": "int>=1"})
+                "curriculum.stage2.val_depth": "int>=1", "curriculum.stage2.val_every_n_epochs": "int>=1",
+                "curriculum.stage2.negatives_with_replacement": "bool", "peft.quantize_4bit": "bool",
+                "peft.double_quant": "bool", "peft.gradient_checkpointing": "bool"})
+
+# Keys with a fixed set of values (checked where present).
+_CHOICES = {
+    "eval.average": ("all_judged", "ranked"),
+    "teacher.conventions": ("project", "official"),
+    "peft.quant_type": ("nf4", "fp4"),
+    "peft.compute_dtype": ("bfloat16", "float16", "float32"),
+}
 
 
 def _select(cfg: DictConfig, key: str):
@@ -72,8 +84,9 @@ SCHEDULE_STAGES = ("pretrain",)
 
 def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
     """Raise ConfigError for the first value out of range (loss weights and temperatures, epochs,
-    batch sizes, depths, frame rates and counts, learning rates, the model's frame sampling
-    rule and visual budget). With `stage`, the stage-2 loss
+    batch sizes and gradient accumulation, depths, frame rates and counts, learning rates, the
+    model's frame sampling rule and visual budget, the choices of eval.average, teacher.conventions
+    and the 4-bit quantization, QLoRA under FSDP). With `stage`, the stage-2 loss
     and the pre-training schedule are checked only for the stages that use them."""
     for key, rule in _CHECKS.items():
         present, value = _select(cfg, key)
@@ -82,6 +95,20 @@ def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
         ok, what = _RULES[rule]
         if not ok(value):
             raise ConfigError(f"{key}={value!r}: must be {what}")
+    for key, allowed in _CHOICES.items():
+        present, value = _select(cfg, key)
+        if present and value not in allowed:
+            raise ConfigError(f"{key}={value!r}: must be one of {', '.join(allowed)}")
+    present, quantize = _select(cfg, "peft.quantize_4bit")
+    has_strategy, strategy = _select(cfg, "trainer.strategy")
+    if present and quantize and has_strategy and strategy == "fsdp":
+        # FSDP flattens parameters of one dtype per unit; bitsandbytes' packed 4-bit weights are not.
+        raise ConfigError("peft=qlora with trainer=fsdp: a 4-bit base cannot be sharded here; "
+                          "use trainer=ddp (data parallel, as the official code) or trainer=gpu")
+    present, name = _select(cfg, "teacher.name")
+    has_conv, conventions = _select(cfg, "teacher.conventions")
+    if present and has_conv and conventions == "official" and name != "hf":
+        raise ConfigError(f"teacher.conventions=official: only the hf teacher reads them, not teacher={name}")
     present, loss = _select(cfg, "loss")
     if present and isinstance(loss, DictConfig) and (stage is None or stage in LOSS_STAGES):
         from ..losses import Stage2LossConfig

@@ -59,3 +59,62 @@ def test_caption_targets_one_video_per_query_each_once(caplog):
     with caplog.at_level(logging.WARNING):
         assert caption_targets(QUERIES[:1], QRELS, {}) == []
     assert "no caption" in caplog.text
+
+
+# -- negatives_with_replacement: the official sampler's rule (train_reranker.py) ----------------------
+
+ONE_NEG_QRELS = {"q1": {"a": 3}, "q2": {"x": 3, "y": 3}}
+ONE_NEG_RUN = {"q1": {"a": 2.0, "n": 1.0}, "q2": {"x": 3.0, "u": 2.0, "v": 1.5, "w": 1.0, "y": 0.5}}
+
+
+def test_k1_with_replacement_draws_a_query_with_one_negative_every_epoch():
+    """K = 1: q1's only negative is drawn again every epoch (each epoch draws afresh from the whole
+    pool), and the option gives exactly the groups of the default rule."""
+    spec = GroupSpec(num_negatives=1, negatives_with_replacement=True)
+    s = GroupSampler(QUERIES[:2], ONE_NEG_QRELS, ONE_NEG_RUN, spec, seed=3)
+    plain = GroupSampler(QUERIES[:2], ONE_NEG_QRELS, ONE_NEG_RUN, GroupSpec(num_negatives=1), seed=3)
+    assert len(s) == 2
+    seen_q2 = set()
+    for epoch in range(6):
+        groups = {g.qid: g for g in s.groups(epoch)}
+        assert groups["q1"].doc_ids == ("a", "n") and groups["q1"].labels == (1, 0)
+        assert groups["q2"].doc_ids[0] in ("x", "y") and groups["q2"].doc_ids[1] in ("u", "v", "w")
+        seen_q2.add(groups["q2"].doc_ids[1])
+        assert s.groups(epoch) == plain.groups(epoch)
+    assert len(seen_q2) > 1  # q2's negative changes across epochs: drawn anew, not cycled
+
+
+def test_k1_draws_by_hand_from_the_seeded_stream():
+    """The draws of one epoch, derived by hand from numpy's generator seeded with (seed, epoch):
+    per query in order, the positive (integers), the K negatives (choice), then the query order."""
+    import numpy as np
+
+    spec = GroupSpec(num_negatives=1, negatives_with_replacement=True)
+    s = GroupSampler(QUERIES[:2], ONE_NEG_QRELS, ONE_NEG_RUN, spec, seed=3)
+    rng = np.random.default_rng([3, 4])
+    q1_pos = ["a"][int(rng.integers(1))]
+    q1_neg = ["n"][int(rng.choice(1, size=1, replace=False)[0])]
+    q2_pos = ["x", "y"][int(rng.integers(2))]
+    q2_neg = ["u", "v", "w"][int(rng.choice(3, size=1, replace=False)[0])]
+    order = rng.permutation(2)
+    expected = [[("q1", (q1_pos, q1_neg)), ("q2", (q2_pos, q2_neg))][int(i)] for i in order]
+    assert [(g.qid, g.doc_ids) for g in s.groups(4)] == expected
+    assert expected == [("q2", ("x", "w")), ("q1", ("a", "n"))]  # pinned: numpy's PCG64 stream
+
+
+def test_k2_with_replacement_keeps_a_short_pool_and_repeats_its_negative():
+    """K = 2: q1 has one negative. The default rule skips the query; with replacement its group is
+    (a, n, n) every epoch, while q2 (three negatives) still gets two distinct ones."""
+    plain = GroupSampler(QUERIES[:2], ONE_NEG_QRELS, ONE_NEG_RUN, GroupSpec(num_negatives=2), seed=0)
+    assert [q.qid for q, _, _ in plain.items] == ["q2"]
+    s = GroupSampler(QUERIES[:2], ONE_NEG_QRELS, ONE_NEG_RUN,
+                     GroupSpec(num_negatives=2, negatives_with_replacement=True), seed=0)
+    assert len(s) == 2
+    for epoch in range(5):
+        groups = {g.qid: g for g in s.groups(epoch)}
+        assert groups["q1"].doc_ids == ("a", "n", "n") and groups["q1"].labels == (1, 0, 0)
+        assert len(set(groups["q2"].doc_ids[1:])) == 2
+    # A query without any negative is still skipped.
+    with pytest.raises(ValueError, match="no query"):
+        GroupSampler(QUERIES[:1], {"q1": {"a": 3}}, {"q1": {"a": 1.0}},
+                     GroupSpec(num_negatives=2, negatives_with_replacement=True), seed=0)

@@ -289,3 +289,48 @@ def test_rr_at_k_on_the_top_k_equals_rr_at_k_on_the_whole_run():
     whole = {m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.parse_measure("RR@10")], qrels,
                                                                  strictly_ordered(run))}
     assert {q: v["RR@10"] for q, v in ours.per_query.items()} == pytest.approx(whole, abs=0)
+
+
+# --------------------------------------------------------------------------- averaging over queries
+
+AVG_QRELS = {"q1": {"a": 2, "b": 0}, "q2": {"c": 1}, "q3": {"d": 1}, "q4": {"e": 0}}
+# q3 is judged but missing from the run; q4 is ranked but judged non-relevant only.
+AVG_RUN = {"q1": {"b": 0.9, "a": 0.5}, "q2": {"c": 0.9, "x": 0.1}, "q4": {"e": 0.5}}
+
+
+def test_average_all_judged_vs_ranked_hand_computed():
+    # q1: b (label 0) then a (label 2): DCG = 2 / log2(3), ideal 2 / log2(2) = 2 -> 1 / log2(3).
+    q1 = (2 / log2(3)) / 2
+    q2 = 1.0  # c first
+    allj = evaluate(AVG_RUN, AVG_QRELS, measures=["nDCG@10"])
+    assert allj.num_queries == 4 and set(allj.per_query) == {"q1", "q2", "q3", "q4"}
+    assert allj.per_query["q3"]["nDCG@10"] == 0.0 and allj.per_query["q4"]["nDCG@10"] == 0.0
+    assert allj.mean["nDCG@10"] == pytest.approx((q1 + q2 + 0 + 0) / 4, abs=1e-12)  # 0.40773
+    # The official evaluate.py's mean: queries the run ranks that have a relevant judgment (its
+    # qrels drop label-0 lines, so q4 is not in them; pytrec_eval scores only the run's queries).
+    ranked = evaluate(AVG_RUN, AVG_QRELS, measures=["nDCG@10"], average="ranked")
+    assert ranked.num_queries == 2 and set(ranked.per_query) == {"q1", "q2"}
+    assert ranked.mean["nDCG@10"] == pytest.approx((q1 + q2) / 2, abs=1e-12)  # 0.81546
+    assert ranked.per_query["q1"] == allj.per_query["q1"]
+    assert any("official RankVideo evaluate.py" in c for c in to_json_dict(ranked)["conventions"])
+    assert any("trec_eval -c" in c for c in to_json_dict(allj)["conventions"])
+    assert "(average: ranked)" in format_table(ranked) and "average" not in format_table(allj)
+
+
+def test_average_ranked_matches_pytrec_eval_over_the_runs_queries():
+    """The official evaluate.py: pytrec_eval over qrels without label-0 lines, mean over the queries
+    it returns."""
+    import pytrec_eval
+
+    qrels = {q: {d: r for d, r in docs.items() if r > 0} for q, docs in AVG_QRELS.items()}
+    qrels = {q: docs for q, docs in qrels.items() if docs}
+    per = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10"}).evaluate(AVG_RUN)
+    official = sum(v["ndcg_cut_10"] for v in per.values()) / len(per)
+    assert evaluate(AVG_RUN, AVG_QRELS, measures=["nDCG@10"], average="ranked").mean["nDCG@10"] == pytest.approx(official)
+
+
+def test_average_is_checked():
+    with pytest.raises(ValueError, match="average must be one of all_judged, ranked"):
+        evaluate(AVG_RUN, AVG_QRELS, average="mean")
+    with pytest.raises(ValueError, match="ranks no query with a relevant judgment"):
+        evaluate({"q4": {"e": 1.0}}, AVG_QRELS, average="ranked")

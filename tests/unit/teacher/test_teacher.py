@@ -245,6 +245,136 @@ def test_hf_refuses_multi_token_answers(tmp_path):
         HFTeacher(bad, device="cpu")
 
 
+# -- the official teacher's conventions (generate_reasoning.py), on the tiny LM -----------------------
+
+
+def _official_chat(tok, query: str, passage: str) -> str:
+    """The teacher's chat with the official passage written out by hand."""
+    from rankvideo.teacher.hf import SYSTEM_PROMPT, USER_PROMPT
+
+    return tok.apply_chat_template([{"role": "system", "content": SYSTEM_PROMPT},
+                                    {"role": "user", "content": USER_PROMPT.format(query=query, evidence=passage)}],
+                                   tokenize=False, add_generation_prompt=True)
+
+
+def _margin_by_hand(path, text: str) -> float:
+    """logit(" yes") - logit(" no") of the next token after `text`, one unpadded forward pass."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    yes, no = tok.encode(" yes", add_special_tokens=False)[-1], tok.encode(" no", add_special_tokens=False)[-1]
+    ids = torch.tensor([tok.encode(text, add_special_tokens=False)])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, -1]
+    return float(logits[yes] - logits[no])
+
+
+def test_official_answer_parsing_by_hand():
+    from rankvideo.teacher.hf import parse_official_answer
+
+    assert parse_official_answer("<answer>yes</answer>") is True
+    assert parse_official_answer("<answer> No </answer>") is False
+    assert parse_official_answer("<answer>Yes, but not sure</answer>") is False  # "no" inside "not" wins
+    assert parse_official_answer("<answer>maybe</answer> yes") is True  # neither word inside: the tail decides
+    # Generation stops at </answer>, so a finished answer has no closing tag: the last-200 rule.
+    assert parse_official_answer("<think>Rain over a harbour.</think>\n<answer>yes") is True
+    assert parse_official_answer("<think>Not the same city.</think><answer>yes") is False  # "not" in the tail
+    assert parse_official_answer("<think>" + "x" * 300 + " not here</think>") is False
+    assert parse_official_answer("no idea " + "x" * 200 + "<answer>yes") is True  # "no" is beyond the last 200
+    assert parse_official_answer("") is False and parse_official_answer("<answer>no") is False
+
+
+def test_official_evidence_is_the_caption_in_its_format():
+    from rankvideo.teacher.hf import official_evidence
+
+    ev = evidence_text(DOCS["storm"])  # "Caption: ...\nTranscript: ..."
+    assert official_evidence(ev) == "[Caption] Dark clouds and heavy rain over a harbour; boats rock in the waves."
+    assert official_evidence(ev, asr_words=3) == ("[Caption] Dark clouds and heavy rain over a harbour; boats rock in "
+                                                  "the waves.\n[ASR] Reporting from Lisbon,")
+    long = " ".join(f"w{i}" for i in range(600))
+    assert official_evidence(f"Caption: {long}") == "[Caption] " + " ".join(f"w{i}" for i in range(512))
+    assert official_evidence("Transcript: only speech") == "" and official_evidence("") == ""
+
+
+def test_official_token_ids_and_margin_by_hand(tiny_lm):
+    from transformers import AutoTokenizer
+
+    from rankvideo.teacher.hf import HFTeacher
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    t = HFTeacher(tiny_lm, max_new_tokens=0, dtype="float32", device="cpu", batch_size=3, conventions="official")
+    plain = HFTeacher(tiny_lm, max_new_tokens=0, dtype="float32", device="cpu")
+    # " yes" / " no" with their leading space, not the bare words after <answer>.
+    assert (t.yes_id, t.no_id) == (tok.encode(" yes", add_special_tokens=False)[-1], tok.encode(" no", add_special_tokens=False)[-1])
+    assert (t.yes_id, t.no_id) != (plain.yes_id, plain.no_id)
+    qs, evs = _pairs()
+    prompts = t.prompts(qs, evs)
+    captions = [DOCS["storm"].caption, DOCS["marathon"].caption, DOCS["fire"].caption]
+    assert prompts == [_official_chat(tok, q, f"[Caption] {c}") for q, c in zip(qs, captions)]
+    assert all("Transcript" not in p and "Lisbon, where" not in p for p in prompts)
+    # No reasoning: the answer is read after an appended <answer>; the written answer is parsed
+    # from the (empty) text, so it is no.
+    out = t.judge(qs, evs)
+    by_hand = [_margin_by_hand(tiny_lm, p + "<answer>") for p in prompts]
+    np.testing.assert_allclose(out.margins, by_hand, atol=1e-5)  # a left-padded batch of three
+    assert out.says_yes.tolist() == [False, False, False] and out.reasonings == ["", "", ""]
+    # An empty passage stays empty (the project's own rule shows a placeholder).
+    assert _official_chat(tok, "q", "") == t.prompts(["q"], [""])[0]
+
+
+def test_official_reads_the_answer_after_the_models_own_answer_tag(tiny_lm):
+    """Generated texts (as the official stop at </answer> leaves them) fixed by hand: the margin is
+    read after the last <answer> the model wrote, or after an appended one when it wrote none; the
+    written answer comes from the text and may disagree with the margin."""
+    from rankvideo.teacher.hf import HFTeacher
+
+    t = HFTeacher(tiny_lm, max_new_tokens=4, dtype="float32", device="cpu", batch_size=4, conventions="official")
+    generated = ["<think>Rain over a harbour.</think>\n<answer>yes",
+                 "<think>Not the same city.</think><answer>yes",
+                 "<think>I mention <answer> early</think> then <answer>no",
+                 "<think>cut off before answering"]
+    read_after = ["<think>Rain over a harbour.</think>\n<answer>",
+                  "<think>Not the same city.</think><answer>",
+                  "<think>I mention <answer> early</think> then <answer>",
+                  "<think>cut off before answering</think><answer>"]
+    t._generate = lambda prompts: list(generated[:len(prompts)])
+    q, e = QUERIES["storm"], evidence_text(DOCS["storm"])
+    out = t.judge([q] * 4, [e] * 4)
+    prompt = t.prompts([q], [e])[0]
+    np.testing.assert_allclose(out.margins, [_margin_by_hand(tiny_lm, prompt + r) for r in read_after], atol=1e-5)
+    assert out.says_yes.tolist() == [True, False, False, False]
+    assert out.reasonings == generated
+
+
+def test_official_generation_stops_at_the_closing_answer_tag(tiny_lm):
+    from rankvideo.teacher.hf import HFTeacher, parse_official_answer
+
+    t = HFTeacher(tiny_lm, max_new_tokens=6, dtype="float32", device="cpu", batch_size=2, conventions="official")
+    qs, evs = _pairs()
+    out = t.judge(qs, evs)
+    assert np.all(np.isfinite(out.margins)) and len(out.reasonings) == 3
+    assert out.says_yes.tolist() == [parse_official_answer(r) for r in out.reasonings]
+    assert all("</answer>" not in r for r in out.reasonings)
+    # generate is asked to stop at </answer>, and the text is cut there (the tag left out).
+    seen = {}
+    real = t.model.generate
+    t.model.generate = lambda **kw: seen.update(kw) or real(**kw)
+    t.tokenizer.batch_decode = lambda *a, **k: ["<think>x</think><answer>yes</answer>\nmore", "no tag"]
+    assert t._generate(t.prompts(qs[:2], evs[:2])) == ["<think>x</think><answer>yes", "no tag"]
+    assert seen["stop_strings"] == ["</answer>"] and seen["tokenizer"] is t.tokenizer
+
+
+def test_official_conventions_are_the_hf_teachers_only():
+    with pytest.raises(ValueError, match="only teacher=hf reads the official"):
+        build_teacher({"name": "vllm", "path": "any/model", "conventions": "official"})
+    with pytest.raises(ValueError, match="conventions='offical'"):
+        from rankvideo.teacher.hf import HFTeacher
+
+        HFTeacher("/nonexistent", conventions="offical")
+
+
 def test_vllm_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError, installed or not
     from rankvideo.teacher.vllm_backend import VLLMTeacher
@@ -352,3 +482,29 @@ def test_teacher_stage_on_tiny_benchmark(tmp_path):
     sampler = GroupSampler(list(train.values()), qrels, first, GroupSpec(num_negatives=1, pool_depth=50), seed=0, teacher=teacher)
     groups = sampler.groups(0)
     assert groups and any(p >= 0 for g in groups for p in g.teacher)
+
+
+def test_teacher_stage_with_the_official_conventions(tmp_path, tiny_lm):
+    """teacher=hf teacher.conventions=official end to end on the tiny benchmark: the evidence is the
+    caption only, whatever evidence_fields says, and the labels come out as usual."""
+    from omegaconf import OmegaConf, open_dict
+
+    from conftest import compose_cfg
+    from rankvideo.stages import retrieve, synthesize
+    from rankvideo.stages import teacher as teacher_stage
+
+    cfg = compose_cfg(["debug=tiny", f"paths.artifacts={tmp_path}/a", f"paths.experiments={tmp_path}/e",
+                       _teacher_override("hf"), f"teacher.path={tiny_lm}", "teacher.max_new_tokens=0",
+                       "teacher.conventions=official", "teacher.device=cpu", "teacher.dtype=float32",
+                       "teacher.batch_size=16", "teacher.rerank_text_depth=5", "teacher.pool_depth=5",
+                       "teacher.mining.trusted_max=0.0", "teacher.mining.suspect_min=-1.0"])
+    with open_dict(cfg):
+        cfg.data.num_workers = 1
+    OmegaConf.resolve(cfg)
+    synthesize.run(cfg, source="test", pipeline_cfg=cfg)
+    retrieve.run(cfg, source="test", pipeline_cfg=cfg)
+    metrics = teacher_stage.run(cfg, source="test", pipeline_cfg=cfg)
+    assert list(cfg.teacher.evidence_fields) == ["caption", "asr"] and metrics["evidence_fields"] == ["caption"]
+    assert metrics["pairs_judged"] > 0
+    judged = [json.loads(line) for line in (tmp_path / "a" / "teacher" / "judged.jsonl").read_text().splitlines()[1:]]
+    assert judged and all(row["says_yes"] is False and row["reasoning"] == "" for row in judged)
