@@ -80,7 +80,7 @@ def main() -> None:
 
     from rankvideo.data.benchmark import Benchmark
     from rankvideo.data.clips import ClipStore
-    from rankvideo.data.datamodule import Stage1DataModule
+    from rankvideo.modules.datamodules import Stage1DataModule
     from rankvideo.models.scoring import encode_caption_examples
     from rankvideo.models.tiny import build_tiny_qwen3_vl, load_backbone
     from rankvideo.modules import PerceptionSFTModule

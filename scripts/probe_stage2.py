@@ -66,7 +66,7 @@ def main() -> None:
 
     from rankvideo.data.benchmark import Benchmark
     from rankvideo.data.clips import ClipStore
-    from rankvideo.data.datamodule import Stage1DataModule, Stage2DataModule
+    from rankvideo.modules.datamodules import Stage1DataModule, Stage2DataModule
     from rankvideo.data.samplers import GroupSampler, GroupSpec, caption_targets
     from rankvideo.data.trec import rank_order, read_trec_run
     from rankvideo.eval import evaluate
