@@ -37,72 +37,7 @@ then a two-layer projector trained at `--projector-lr`, in place of the video in
     python scripts/probe_binding.py --task colour --pretrained-lm 12 --lr 5e-5 --steps 300 --every 100 --threads 2
     python scripts/probe_binding.py --task colour --pretrained-lm 12 --lr 5e-5 --align-steps 150 --steps 150 --every 50 --threads 2
 
-Measured on 2 CPU cores, 2026-11-30 (batch 8, 8 frames per clip, lr 2e-3, vision tower frozen,
-one thread per run, two to four runs side by side; held-out AUC over 240 questions on 80 videos,
-its range over the readouts every 250 or 500 steps, and the smoothed training loss at the end):
-
-| task | backbone | steps | held-out AUC | loss |
-|---|---|---|---|---|
-| `text` | 2 layers, init 0.125 | 100 | 1.00 | 0.03 |
-| `video` | 2 layers, init 0.125 | 100 / 300 | 0.93 / 1.00 | 0.32 / 0.06 |
-| `colour` | 2 layers, init 0.02 (the default) | 1500 | 0.42-0.59 | 0.694 (ln 2) |
-| `colour` | `--start-from artifacts/stage1/model` (the pipeline's stage 1) | 1500 | 0.45-0.56 | 0.694 |
-| `colour` | 2 layers, init 0.125 | 3000 | 0.46-0.51 | 0.693 |
-| `colour` | 2 layers, init 0.125, 2 frames (36 visual tokens) | 1500 | 0.50-0.52 | 0.697 |
-| `colour` | 2 layers, init 0.125, 16-pixel patches (36 visual tokens) | 1500 | 0.49-0.52 | 0.695 |
-| `colour` | 2 layers, width 256, init 0.0625 | 750 / 1000 | 0.54 / 0.72 | 0.699 / 0.674 |
-| `colour` | 2 layers, width 256, init 0.0625, `--seed 1` | 1500 | 0.45-0.55 | 0.694 |
-| `colour` | 2 layers, width 256, init 0.0625, `--seed 2` | 1500 | 0.43-0.57 | 0.693 |
-| `colour` | 4 layers, init 0.02 | 3000 | 0.41-0.58 | 0.693 |
-| `colour` | 6 layers, init 0.125 | 2250 | 0.46-0.56 | 0.693 |
-| `colour` | 4 layers, init 0.125, `--decoys 0.3` | 3000 | 0.49-0.56 | 0.509 (decoys are easy) |
-| `colour` | 4 layers, init 0.125, `--seed 1` | 6000 | 0.45-0.56 | 0.693 |
-| `colour` | 4 layers, init 0.125, `--seed 0` | 2000 / 2500 / 3000 / 4000 / 6000 | 0.52 / 0.58 / 0.67 / 0.77 / 0.84 | 0.697 / 0.698 / 0.613 / 0.489 / 0.499 |
-| `object` | 4 layers, init 0.125 | 4000 | 0.43-0.49 | 0.693 |
-| `kind` | 2 layers, init 0.02 | 1500 | 0.47-0.56 | 0.696 |
-| `kind` | `--start-from artifacts/stage1/model` | 1500 | 0.54-0.58 | 0.701 |
-| `kind` | 4 layers, init 0.125 | 1500 | 0.47-0.56 | 0.698 |
-| `kind` | 4 layers, init 0.125, `--lr 6e-3` | 1500 | 0.47-0.52 | 0.698 |
-
-The score reads the frames (`video`) and the words (`text`) within 100 steps, but not their
-combination, which every query needs: "red" in the query and a red object in the frames must
-agree, and neither alone says anything, so at initialisation no gradient leads to the circuit that
-compares them (it is an XOR of the two). That is the plateau stage 2 starts on. It can be left,
-late and by chance: one of two seeds of a 4-layer backbone initialised at 1/sqrt(width) left it
-after about 2,500 steps and kept improving (AUC 0.84 at 6,000), one of three seeds of a 4x wider
-one after about 1,000; the other seeds stayed at chance as long as they ran.
-
-The first missing piece is in the language model. With the caption as text (`--context caption`,
-same settings; the SmolLM2 runs at lr 5e-5 and one thread each, side by side, unless the row says
-otherwise):
-
-| task | backbone | steps | held-out AUC | loss |
-|---|---|---|---|---|
-| `colour` | 2 layers, init 0.02 (the default) | 15000 | 0.42-0.57 | 0.693 |
-| `colour` | 2 layers, init 0.02, `--batch-size 32` | 6000 | 0.46-0.55 | 0.693 |
-| `colour` | 4 layers, init 0.125 | 3000 / 5000 / 8000 | 0.58 / 0.59 / 0.66 | 0.651 / 0.622 / 0.646 |
-| `kind` | 2 layers, init 0.02 | 3000 | 0.49-0.51 | 0.693 |
-| `colour` | SmolLM2-135M-Instruct, first 12 layers, pretrained (`--pretrained-lm 12`) | 100 / 200 | 0.80 / 0.89 | 0.812 / 0.501 |
-| `colour` | the same 12 layers from scratch (`--lm-from-scratch`) | 100 / 200 | 0.54 / 0.54 | 0.721 / 0.719 |
-| `colour` | SmolLM2, first 12 layers, pretrained, `--seed 1` | 100 / 200 | 0.74 / 0.87 | 0.851 / 0.435 |
-| `colour` | the same 12 layers from scratch, `--lr 5e-4` | 100 / 200 | 0.53 / 0.54 | 0.741 / 0.716 |
-| `colour`, `--context video` | SmolLM2, 12 layers, pretrained, seeing the frames through `FramesToLM` (2 threads) | 100 / 200 / 300 | 0.48 / 0.48 / 0.45 | 1.026 / 0.767 / 0.743 |
-| `colour`, `--context video` | the same after `--align-steps 100` (caption loss 0.67 nats per token at its end) | 50 / 100 | 0.51 / 0.52 | 0.900 / 0.877 |
-
-Finding "yellow" among the words of a description is the simplest form of the comparison, and the
-tiny backbone does not learn it in 15,000 steps, nor with four times the batch (a 4-layer one
-creeps to 0.66 in 8,000); the pretrained language model learns it within 200 steps, the same
-architecture from scratch does not. The binding the reranker needs comes from pre-training, which
-the default backbone (random weights, as its issue asks) does not have. Pre-training of the language model alone is not enough, though:
-given the frames through a freshly initialised projector (the last row) it stays at chance for 300
-steps. That is the LLaVA recipe without its first step, which trains the projector on captions
-(the analogue of RankVideo's stage 1) so that visual tokens land where the model's words are; that
-alignment is `--align-steps`. One short aligned run (the last row: 100 caption steps, then 100
-question steps, 22 minutes of both cores) is still at chance; whether longer alignment, a vision
-tower that is trained too, or all 30 layers change that is not measured yet. Note that a cut model writes text badly before training: the NLL of one
-benchmark caption as `<think>{caption}</think>` after the stage-1 prompt, text only (measured ad
-hoc with `load_smollm2` and the model's own loss), is 21.8 nats per token with the first 12
-layers, 19.5 with 2 and 3.6 with all 30, so the alignment also has to refit the output side.
+What it measured, with the settings of each run, is in docs/findings.md.
 """
 
 from __future__ import annotations

@@ -10,27 +10,7 @@ a model that writes captions without looking stays there while the template word
     python scripts/probe_perception.py                       # vision tower trained
     python scripts/probe_perception.py --freeze-vision       # vision tower fixed (the tiny default)
 
-Measured on 2 CPU cores, 2026-11-26 (the two commands above with --threads 1 side by side;
-8 frames per clip, 720 captions, 80 held-out videos, 720 steps), trained tower vs fixed tower:
-kind of event 0.18 vs 0.56, colour 0.33 vs 0.39, size 0.66 vs 0.74, motion 0.64 vs 0.66,
-shape 0.49 vs 0.53, template words 0.92 vs 0.94.
-
-Measured 2026-11-30 (same settings, two runs side by side with --threads 1; held-out accuracy):
-
-| run | steps | kind | colour | shape | motion | size |
-|---|---|---|---|---|---|---|
-| `--vision-lr-scale 0.1` | 720 | 0.24 | 0.43 | 0.51 | 0.63 | 0.75 |
-| `--vision-lr-scale 0.02` | 720 | 0.63 | 0.39 | 0.50 | 0.66 | 0.74 |
-| `--freeze-vision --epochs 24` | 1080 / 2160 | 0.71 / 0.96 | 0.45 / 0.38 | 0.49 / 0.53 | 0.69 / 0.66 | 0.71 / 0.69 |
-| `--vision-lr-scale 0.02 --epochs 24` | 1080 / 2160 | 0.94 / 0.94 | 0.48 / 0.43 | 0.50 / 0.56 | 0.70 / 0.71 | 0.74 / 0.68 |
-| `--vision-hidden 64 --vision-lr-scale 0.02 --epochs 12` | 1080 | 0.85 | 0.43 | 0.48 | 0.66 | 0.74 |
-| `... --hidden 128` (LM twice as wide) | 1080 | 0.93 | 0.49 | 0.52 | 0.70 | 0.71 |
-| `--freeze-vision --init 0.125 --epochs 12` (1/sqrt(width) init) | 1080 | 0.84 | 0.34 | 0.48 | 0.66 | 0.75 |
-| `--vision-lr-scale 0.1 --init 0.125 --epochs 12` | 1080 | 0.82 | 0.40 | 0.51 | 0.65 | 0.75 |
-
-The kind of event (the background texture) is learnt, faster with a slowly trained tower than
-with a fixed one; the objects' colours and shapes stay near their majority words whatever the
-width: at this size the model does not see the small objects the visual constraints are about.
+What it measured, with the settings of each run, is in docs/findings.md.
 """
 
 from __future__ import annotations
@@ -80,7 +60,7 @@ def main() -> None:
 
     from rankvideo.data.benchmark import Benchmark
     from rankvideo.data.clips import ClipStore
-    from rankvideo.data.datamodule import Stage1DataModule
+    from rankvideo.modules.datamodules import Stage1DataModule
     from rankvideo.models.scoring import encode_caption_examples
     from rankvideo.models.tiny import build_tiny_qwen3_vl, load_backbone
     from rankvideo.modules import PerceptionSFTModule

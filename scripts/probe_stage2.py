@@ -13,16 +13,7 @@ the constant optimum (pairwise ln 3 = 1.0986 with K = 2) with a margin near 0 is
     python src/retrieve.py paths.benchmark=/tmp/b paths.retrieve_dir=/tmp/r tracking.enabled=false
     python scripts/probe_stage2.py --benchmark /tmp/b --run /tmp/r/run.trec --no-teacher --stage2-epochs 8 --groups 8
 
-Exploratory runs of 2026-11-26 (2 CPU cores, 8 frames, 8 groups per step, vision frozen, lr 2e-3):
-with the 360 training queries the margin leaves the plateau after about 700 steps and the model
-then memorises them; with 2,400 synthetic training queries more, val nDCG@10 of the reranked head
-moved from 0.31 to 0.34-0.35 within 2,000 steps and stayed there while the training margin kept
-growing (0.83 at 3,630 steps; first stage 0.45 on that head).
-
-2026-11-30, a 4x wider language model (`--hidden 256 --init 0.0625 --stage1-epochs 4
---stage2-epochs 20 --groups 8 --max-frames 8 --threads 1`, 360 training queries, teacher on):
-after 760 steps the training margin is 1.98 (0.003 after the first epoch) while val nDCG@10 of the
-reranked top 20 moved only from 0.314 (stage 1 only) to 0.364 (first stage 0.486 on that head).
+What it measured, with the settings of each run, is in docs/findings.md.
 """
 
 from __future__ import annotations
@@ -66,7 +57,7 @@ def main() -> None:
 
     from rankvideo.data.benchmark import Benchmark
     from rankvideo.data.clips import ClipStore
-    from rankvideo.data.datamodule import Stage1DataModule, Stage2DataModule
+    from rankvideo.modules.datamodules import Stage1DataModule, Stage2DataModule
     from rankvideo.data.samplers import GroupSampler, GroupSpec, caption_targets
     from rankvideo.data.trec import rank_order, read_trec_run
     from rankvideo.eval import evaluate

@@ -1,4 +1,4 @@
-"""Screenshot of the MLflow UI comparing the jobs of the latest sweep (the README's picture).
+"""Screenshot of the MLflow UI comparing the jobs of the latest sweep (the picture in docs/sweeps.md).
 
     python scripts/screenshot_compare.py [--out docs/mlflow_compare.png] [--chromium /usr/bin/chromium]
 

@@ -114,7 +114,7 @@ def test_multivent2_pipeline_end_to_end(miniature):
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for a DVC repo")
 def test_multivent2_through_dvc_exp_run(miniature, tmp_path):
-    """The README's steps: put the files under data/multivent2, `dvc commit data.dvc`, then one
+    """The steps of docs/benchmark.md: put the files under data/multivent2, `dvc commit data.dvc`, then one
     `dvc exp run -S data=multivent2 ...` builds the benchmark from them and runs the pipeline."""
     _, data, ids, _ = miniature
     scratch = make_scratch_project(tmp_path / "project")

@@ -1,4 +1,4 @@
-"""The diagnostic scripts the README's Results cite (scripts/oracle_rerank.py and
+"""The diagnostic scripts docs/findings.md cites (scripts/oracle_rerank.py and
 scripts/probe_binding.py) on the tiny debug benchmark: they run, and what they print holds."""
 
 from __future__ import annotations

@@ -900,16 +900,14 @@ def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: int, *, c
             # makes the bytes independent of the machine's core count.
             stream.thread_count = 1
             # asm=0: x264's SIMD kernels read bytes outside the frame that are never initialised,
-            # which made about 1 in 100 encodes of the same frames differ (measured on the
-            # embedded benchmark: 1+ extra variants per 120 encodes with asm, 0 in 480 without).
-            # The C kernels cost little at the benchmark's sizes and give the same bytes every time.
+            # so encodes of the same frames could differ; the C kernels give the same bytes every
+            # time and cost little at the benchmark's sizes (measured: docs/findings.md).
             stream.options = {"crf": str(int(crf)), "threads": "1", "x264-params": "asm=0"}
             for i, rgb in enumerate(frames):
                 # Convert to yuv420p ourselves instead of handing RGB to
                 # encode(): with PyAV 18 the encoder's internal conversion
-                # made x264's output vary between calls in one process (3
-                # distinct files in 60 writes after interleaved reads); the
-                # explicit conversion gave identical bytes every time.
+                # made x264's output vary between calls in one process; the
+                # explicit conversion gives identical bytes (docs/findings.md).
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame = frame.reformat(format="yuv420p")
                 frame.pts = i

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data.benchmark import Benchmark
 from ..data.clips import ClipStore, clip_options
-from ..data.datamodule import Stage1DataModule, Stage2DataModule
+from ..modules.datamodules import Stage1DataModule, Stage2DataModule
 from ..data.samplers import GroupSampler, GroupSpec, caption_targets
 from ..data.trec import rank_order, read_trec_run
 from ..models.tiny import load_processor

@@ -1,5 +1,8 @@
 """DataModules of the curriculum: clips from the benchmark, encoded by the backbone's processor.
 
+They live beside the LightningModules that consume their batches: they use the model layer's
+prompt encoding, which the data layer (`rankvideo.data`) never imports.
+
 Encoding (chat template, frames to patches) happens in `collate`, in the main process: the
 processor is cheap at these sizes, and keeping one process keeps runs deterministic on a CPU.
 """
@@ -12,10 +15,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from ..data.clips import ClipStore
+from ..data.samplers import GroupSampler, QueryGroup
 from ..models.grouped import encode_queries_for_video
 from ..models.scoring import encode_caption_examples, encode_pairs
-from .clips import ClipStore
-from .samplers import GroupSampler, QueryGroup
 
 
 def _loader(items, batch_size: int, collate, *, shuffle: bool, seed: int) -> DataLoader:
