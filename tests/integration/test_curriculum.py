@@ -219,3 +219,21 @@ def test_official_code_curriculum_steps_once_per_8_groups(tmp_path, trained):
     metrics = stage_fn("stage2")(cfg, source="test")
     assert metrics["groups"] > 8
     assert metrics["steps"] == math.ceil(metrics["groups"] / 8)
+
+
+def test_stage2_with_loader_workers_trains_the_same_weights(tmp_path, trained):
+    """+curriculum.stage2.num_workers=2: batches are decoded and encoded in DataLoader workers
+    beside the training step; the batches, so the weights, are those of the in-process loader, and
+    the stage's fingerprint does not change."""
+    from rankvideo.stages.curriculum import _fingerprint
+
+    _, done = trained
+    cfg = tiny_run_cfg(tmp_path, "+curriculum.stage2.num_workers=2")
+    for key in ("benchmark", "first_stage_run", "model_dir", "stage1_dir", "teacher_labels"):
+        cfg.paths[key] = done.paths[key]
+    keys = ("seed", "curriculum.stage2")
+    assert _fingerprint(cfg, keys) == _fingerprint(done, keys)
+    stage_fn("stage2")(cfg, source="test")
+    mine = Path(cfg.paths.stage2_dir) / "model" / "model.safetensors"
+    theirs = Path(done.paths.stage2_dir) / "model" / "model.safetensors"
+    assert mine.read_bytes() == theirs.read_bytes()

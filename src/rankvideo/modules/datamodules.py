@@ -21,9 +21,13 @@ from ..models.grouped import encode_queries_for_video
 from ..models.scoring import encode_caption_examples, encode_pairs
 
 
-def _loader(items, batch_size: int, collate, *, shuffle: bool, seed: int) -> DataLoader:
+def _loader(items, batch_size: int, collate, *, shuffle: bool, seed: int, num_workers: int = 0) -> DataLoader:
+    """Batches of `items`; with `num_workers` > 0 the collate (video decoding and the processor) runs
+    in worker processes, beside the training step. Each worker decodes into its own copy of the clip
+    cache, which ends with the loader: an epoch's loader decodes its videos again."""
     gen = torch.Generator().manual_seed(seed)
-    return DataLoader(items, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen, num_workers=0)
+    return DataLoader(items, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen,
+                      num_workers=num_workers, prefetch_factor=2 if num_workers else None)
 
 
 class Stage1DataModule(L.LightningDataModule):
@@ -34,8 +38,9 @@ class Stage1DataModule(L.LightningDataModule):
     loss depends on seeing the right video."""
 
     def __init__(self, examples: Sequence[tuple[str, str]], clips: ClipStore, processor, *, batch_size: int, seed: int,
-                 val_examples: Sequence[tuple[str, str]] = ()):
+                 val_examples: Sequence[tuple[str, str]] = (), num_workers: int = 0):
         super().__init__()
+        self.num_workers = int(num_workers)
         if not examples:
             raise ValueError("stage 1 has no training examples (no training query with a captioned positive video)")
         self.examples, self.clips, self.processor = list(examples), clips, processor
@@ -57,7 +62,8 @@ class Stage1DataModule(L.LightningDataModule):
         # The order of an epoch is a function of (seed, epoch), not of how many epochs this process
         # has run: a run resumed from a checkpoint sees the same batches as an uninterrupted one.
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        return _loader(self.examples, self.batch_size, self.collate, shuffle=True, seed=self.seed * 100_003 + epoch)
+        return _loader(self.examples, self.batch_size, self.collate, shuffle=True, seed=self.seed * 100_003 + epoch,
+                       num_workers=self.num_workers)
 
     def val_dataloader(self):
         if not self.val_examples:
@@ -71,8 +77,9 @@ class Stage2DataModule(L.LightningDataModule):
     pairs of the val queries' first-stage heads for validation."""
 
     def __init__(self, sampler: GroupSampler, clips: ClipStore, processor, *, batch_size: int,
-                 val_pairs: Sequence[tuple[str, str, str]] = (), prompt: str = "paper"):
+                 val_pairs: Sequence[tuple[str, str, str]] = (), prompt: str = "paper", num_workers: int = 0):
         super().__init__()
+        self.num_workers = int(num_workers)
         self.sampler, self.clips, self.processor = sampler, clips, processor
         self.batch_size, self.val_pairs, self.prompt = int(batch_size), list(val_pairs), prompt
 
@@ -105,7 +112,8 @@ class Stage2DataModule(L.LightningDataModule):
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         # The sampler already shuffles per (seed, epoch); the loader keeps that order.
         return DataLoader(self.sampler.groups(epoch), batch_size=self.batch_size, shuffle=False,
-                          collate_fn=self.collate_groups, num_workers=0)
+                          collate_fn=self.collate_groups, num_workers=self.num_workers,
+                          prefetch_factor=2 if self.num_workers else None)
 
     def val_dataloader(self):
         if not self.val_pairs:

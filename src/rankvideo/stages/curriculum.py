@@ -59,6 +59,9 @@ def _fingerprint(cfg: DictConfig, keys: tuple[str, ...]) -> str:
         return OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
 
     blob = {k: plain(OmegaConf.select(cfg, k)) for k in keys}
+    for k in ("curriculum.stage1", "curriculum.stage2"):  # workers change the speed, not the batches
+        if isinstance(blob.get(k), dict):
+            blob[k].pop("num_workers", None)
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -130,6 +133,13 @@ def accumulate_grad_batches(stage_cfg: DictConfig) -> int:
     return int(stage_cfg.get("accumulate_grad_batches", 1))
 
 
+def loader_workers(stage_cfg: DictConfig) -> int:
+    """DataLoader workers decoding and preprocessing the next training batches beside the step
+    (`curriculum.stageN.num_workers`; 0, in the main process, where the key is left out). Left out
+    of the stage fingerprints: the batches are the same either way."""
+    return int(stage_cfg.get("num_workers", 0))
+
+
 def _trainer(cfg: DictConfig, stage_cfg: DictConfig, out: Path, logger, extra_callbacks=(), **kwargs) -> L.Trainer:
     t = cfg.trainer
     strategy = t.strategy
@@ -174,7 +184,7 @@ def run_stage1(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
                     if d not in trained]
     clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s1.max_frames), **clip_options(cfg.model))
     dm = Stage1DataModule(examples, clips, processor, batch_size=int(s1.batch_size), seed=int(cfg.seed),
-                          val_examples=val_examples)
+                          val_examples=val_examples, num_workers=loader_workers(s1))
     module = PerceptionSFTModule(model_path=base, **_common(cfg, s1))
     with tracked_run(cfg, "stage1", source=source, pipeline_cfg=pipeline_cfg, inputs=[str(cfg.paths.benchmark), base],
                      resume_file=out / "mlflow_run_id") as tr:
@@ -220,7 +230,7 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
                        key=lambda p: (p[1], p[0]))  # by video: consecutive pairs share decoded clips
     clips = ClipStore(bench, fps=float(cfg.curriculum.fps), max_frames=int(s2.max_frames), **clip_options(cfg.model))
     dm = Stage2DataModule(sampler, clips, processor, batch_size=int(s2.batch_size), val_pairs=val_pairs,
-                          prompt=str(cfg.prompt.name))
+                          prompt=str(cfg.prompt.name), num_workers=loader_workers(s2))
     module = RerankingModule(model_path=base_model_path(cfg) if lora else str(init), init_adapter=str(init) if lora else None,
                              loss={k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"},
                              val_qrels=bench.qrels("val"), prompt=str(cfg.prompt.name),

@@ -39,7 +39,7 @@ _RULES: dict[str, tuple[Callable[[object], bool], str]] = {
 _CHECKS = {
     "curriculum.fps": ">0",
     "rerank.depth": "int>=1", "rerank.fps": ">0", "rerank.max_frames": "int>=1", "rerank.batch_size": "int>=1",
-    "rerank.num_workers": "int>=0",
+    "rerank.num_workers": "int>=0", "curriculum.stage1.num_workers": "int>=0", "curriculum.stage2.num_workers": "int>=0",
     "retrieval.depth": "int>=1",
     "pretrain.epochs": "int>=1", "pretrain.steps_per_epoch": "int>=1", "pretrain.batch_size": "int>=1",
     "pretrain.lr": ">0", "pretrain.warmup_ratio": "[0,1)", "pretrain.weight_decay": ">=0",
