@@ -221,6 +221,7 @@ def test_official_code_curriculum_steps_once_per_8_groups(tmp_path, trained):
     assert metrics["steps"] == math.ceil(metrics["groups"] / 8)
 
 
+@pytest.mark.slow  # about a minute: `python -m pytest -m slow`
 def test_stage2_with_loader_workers_trains_the_same_weights(tmp_path, trained):
     """+curriculum.stage2.num_workers=2: batches are decoded and encoded in DataLoader workers
     beside the training step; the batches, so the weights, are those of the in-process loader, and

@@ -70,6 +70,7 @@ def test_two_ranks_give_the_one_process_run_and_resume_across_rank_counts(traine
     assert [json.loads(l)["doc_id"] for l in (two / "progress.jsonl").read_text().splitlines()[1:]] == [lost]
 
 
+@pytest.mark.slow  # about a minute: `python -m pytest -m slow`
 def test_decoding_in_workers_gives_the_same_run_and_a_bad_video_is_a_skip(trained, monkeypatch, caplog):
     """rerank.num_workers=2: videos are decoded in DataLoader workers beside the scoring, with the
     run of the in-process reader byte for byte; a video whose decoding fails in a worker (a
