@@ -112,6 +112,7 @@ def test_multivent2_pipeline_end_to_end(miniature):
     assert metrics["test"]["num_queries"] == len(bench.qrels("test"))
 
 
+@pytest.mark.slow  # about 100 s on 2 cores (a scratch DVC project); the pipeline itself is test_multivent2_pipeline_end_to_end
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for a DVC repo")
 def test_multivent2_through_dvc_exp_run(miniature, tmp_path):
     """The steps of docs/benchmark.md: put the files under data/multivent2, `dvc commit data.dvc`, then one
