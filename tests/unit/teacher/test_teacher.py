@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a hub
 
@@ -402,25 +403,26 @@ def _teacher_override(option: str = "minilm") -> str:
     return f"{'' if listed else '+'}teacher={option}"
 
 
-def test_teacher_stage_on_tiny_benchmark(tmp_path):
-    from omegaconf import OmegaConf, open_dict
-
-    from conftest import compose_cfg
-    from rankvideo.data.benchmark import Benchmark
-    from rankvideo.data.samplers import GroupSampler, GroupSpec
-    from rankvideo.data.trec import rank_order, read_trec_run
+def _teacher_stage(root, *overrides: str):
+    """The tiny benchmark and its first stage under `root`, then the teacher stage: (cfg, metrics)."""
+    from conftest import tiny_run_cfg
     from rankvideo.stages import retrieve, synthesize
     from rankvideo.stages import teacher as teacher_stage
 
-    cfg = compose_cfg(["debug=tiny", f"paths.artifacts={tmp_path}/a", f"paths.experiments={tmp_path}/e", _teacher_override()])
-    with open_dict(cfg):
-        cfg.data.num_workers = 1
-    OmegaConf.resolve(cfg)
+    cfg = tiny_run_cfg(root, *overrides)
     synthesize.run(cfg, source="test", pipeline_cfg=cfg)
     retrieve.run(cfg, source="test", pipeline_cfg=cfg)
-    metrics = teacher_stage.run(cfg, source="test", pipeline_cfg=cfg)
+    return cfg, teacher_stage.run(cfg, source="test", pipeline_cfg=cfg)
 
-    out = tmp_path / "a" / "teacher"
+
+def test_teacher_stage_on_tiny_benchmark(tmp_path):
+    from rankvideo.data.benchmark import Benchmark
+    from rankvideo.data.samplers import GroupSampler, GroupSpec
+    from rankvideo.data.trec import rank_order, read_trec_run
+    from rankvideo.stages import teacher as teacher_stage
+
+    cfg, metrics = _teacher_stage(tmp_path, _teacher_override())
+    out = Path(cfg.paths.teacher_dir)
     assert {p.name for p in out.iterdir()} >= {"labels.jsonl", "metrics.json", "run_text.trec", "calibration.json"}
     # The file is the returned metrics minus the timings (those go to MLflow only, so that an
     # identical rerun writes an identical folder).
@@ -487,24 +489,12 @@ def test_teacher_stage_on_tiny_benchmark(tmp_path):
 def test_teacher_stage_with_the_official_conventions(tmp_path, tiny_lm):
     """teacher=hf teacher.conventions=official end to end on the tiny benchmark: the evidence is the
     caption only, whatever evidence_fields says, and the labels come out as usual."""
-    from omegaconf import OmegaConf, open_dict
-
-    from conftest import compose_cfg
-    from rankvideo.stages import retrieve, synthesize
-    from rankvideo.stages import teacher as teacher_stage
-
-    cfg = compose_cfg(["debug=tiny", f"paths.artifacts={tmp_path}/a", f"paths.experiments={tmp_path}/e",
-                       _teacher_override("hf"), f"teacher.path={tiny_lm}", "teacher.max_new_tokens=0",
-                       "teacher.conventions=official", "teacher.device=cpu", "teacher.dtype=float32",
-                       "teacher.batch_size=16", "teacher.rerank_text_depth=5", "teacher.pool_depth=5",
-                       "teacher.mining.trusted_max=0.0", "teacher.mining.suspect_min=-1.0"])
-    with open_dict(cfg):
-        cfg.data.num_workers = 1
-    OmegaConf.resolve(cfg)
-    synthesize.run(cfg, source="test", pipeline_cfg=cfg)
-    retrieve.run(cfg, source="test", pipeline_cfg=cfg)
-    metrics = teacher_stage.run(cfg, source="test", pipeline_cfg=cfg)
+    cfg, metrics = _teacher_stage(
+        tmp_path, _teacher_override("hf"), f"teacher.path={tiny_lm}", "teacher.max_new_tokens=0",
+        "teacher.conventions=official", "teacher.device=cpu", "teacher.dtype=float32", "teacher.batch_size=16",
+        "teacher.rerank_text_depth=5", "teacher.pool_depth=5", "teacher.mining.trusted_max=0.0",
+        "teacher.mining.suspect_min=-1.0")
     assert list(cfg.teacher.evidence_fields) == ["caption", "asr"] and metrics["evidence_fields"] == ["caption"]
     assert metrics["pairs_judged"] > 0
-    judged = [json.loads(line) for line in (tmp_path / "a" / "teacher" / "judged.jsonl").read_text().splitlines()[1:]]
+    judged = [json.loads(line) for line in (Path(cfg.paths.teacher_dir) / "judged.jsonl").read_text().splitlines()[1:]]
     assert judged and all(row["says_yes"] is False and row["reasoning"] == "" for row in judged)
