@@ -126,13 +126,11 @@ class VideoScoringRun:
         self._t0 = time.perf_counter()
         return self
 
-    def score_one(self, doc: str, *, skip_reason: str | None = None, have_clip: bool = False) -> None:
-        """Score `doc`'s pairs, or record it as skipped with `skip_reason`. Without a reason and
-        without `have_clip` (the caller already read the video), `skip(doc)` is asked."""
+    def score_one(self, doc: str, *, skip_reason: str | None = None) -> None:
+        """Score `doc`'s pairs, or record it as skipped with `skip_reason` (when the caller read
+        the video) or the reason `skip(doc)` gives."""
         qids = self.need.get(doc, self.plan[doc])
-        reason = skip_reason
-        if reason is None and not have_clip and self.skip:
-            reason = self.skip(doc)
+        reason = skip_reason if skip_reason is not None else (self.skip(doc) if self.skip else None)
         if reason:
             self.stats["videos_skipped"] += 1
             self.stats["skipped"][doc] = reason

@@ -13,16 +13,12 @@ the progress files; the merged run does not depend on the number of ranks (teste
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from ..models.rerank import VideoScoringRun
-
-log = logging.getLogger(__name__)
-
 
 class PrefetchedClips(Dataset):
     """Item i: `(doc, clip, None)`, or `(doc, None, reason)` when `fetch(doc)` returned a reason or
@@ -50,19 +46,18 @@ def _as_is(item):
 class RerankPredictModule(L.LightningModule):
     """`load()` -> (model, processor), called once per rank in `configure_model`;
     `make_run(score_video, rank, world)` -> the rank's `VideoScoringRun`; `score(model, processor,
-    doc, texts, clip)` -> one score per text (`clip` None: the scorer reads the video itself).
-    `fetch(doc) -> (clip, skip reason)` reads a video in the DataLoader (in `num_workers` worker
-    processes, or in the main process with 0); without it the scorer reads every video."""
+    doc, texts, clip)` -> one score per text; `fetch(doc) -> (clip, skip reason)` reads a video in
+    the DataLoader (in `num_workers` worker processes, or in the main process with 0)."""
 
     def __init__(self, load: Callable[[], tuple], make_run: Callable[..., VideoScoringRun], score: Callable[..., list[float]],
-                 *, fetch: Callable[[str], tuple] | None = None, num_workers: int = 0):
+                 *, fetch: Callable[[str], tuple], num_workers: int = 0):
         super().__init__()
         self._load, self._make_run, self._score = load, make_run, score
         self._fetch, self.num_workers = fetch, int(num_workers)
         self.model = None
         self.processor = None
         self.run: VideoScoringRun | None = None
-        self._clip = None  # the clip of the video being scored, when it was prefetched
+        self._clip = None  # the clip of the video being scored
 
     def configure_model(self) -> None:
         if self.model is None:
@@ -73,25 +68,20 @@ class RerankPredictModule(L.LightningModule):
         self.run = self._make_run(lambda doc, texts: self._score(self.model, self.processor, doc, texts, self._clip),
                                   self.global_rank, self.trainer.world_size).__enter__()
         # One video per step; a rank's share was fixed by the plan, so no distributed sampler.
-        if self._fetch is None:
-            return DataLoader(self.run.todo, batch_size=None, shuffle=False)
         workers = self.num_workers if self.run.todo else 0
         return DataLoader(PrefetchedClips(self.run.todo, self._fetch), batch_size=None, shuffle=False,
                           collate_fn=_as_is, num_workers=workers, prefetch_factor=2 if workers else None,
                           persistent_workers=False)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
-        # A doc id or (doc, Clip, reason): numpy frames the scorer preprocesses and moves itself.
+        # (doc, Clip, reason): numpy frames the scorer preprocesses and moves itself.
         return batch
 
     def predict_step(self, item, batch_idx: int) -> None:
-        if self._fetch is None:
-            self.run.score_one(item)
-            return
         doc, clip, reason = item
         self._clip = clip
         try:
-            self.run.score_one(doc, skip_reason=reason, have_clip=clip is not None)
+            self.run.score_one(doc, skip_reason=reason)
         finally:
             self._clip = None
 

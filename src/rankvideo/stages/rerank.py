@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 from ..data.benchmark import Benchmark
 from ..data.clips import ClipStore, clip_options, clip_settings
 from ..data.trec import read_trec_run, write_trec_run
-from ..data.video import VideoReadError
 from ..models.prompts import get_preset
 from ..tracking import StageRun, tracked_run
 from ..utils.io import tree_fingerprint, write_json
@@ -143,25 +142,15 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     def key(doc: str, qid: str) -> str:
         return pair_key(queries[qid], video_ids[doc])
 
-    def skip(doc: str) -> str | None:
-        if doc not in clips:
-            return "not in the benchmark corpus"
-        try:
-            clips[doc]
-        except VideoReadError as e:
-            return str(e)
-        return None
-
     def load():
         return load_trained(str(ckpt), base=base, dtype=cfg.model.dtype, trust_remote_code=bool(cfg.model.trust_remote_code))
 
-    def score(model, processor, doc: str, texts: list[str], clip=None) -> list[float]:
-        clip = clips[doc] if clip is None else clip
+    def score(model, processor, doc: str, texts: list[str], clip) -> list[float]:
         return score_queries_for_video(model, processor, clip, texts, batch_size=int(r.batch_size), prompt=prompt)
 
     def make_run(score_video, rank: int, world: int) -> VideoScoringRun:
         return VideoScoringRun(plan, queries, score_video, progress_file=rerank_dir / "progress.jsonl",
-                               fingerprint=fingerprint, skip=skip, rank=rank, world=world, key=key)
+                               fingerprint=fingerprint, rank=rank, world=world, key=key)
 
     module = RerankPredictModule(load, make_run, score, fetch=clips.fetch, num_workers=int(r.num_workers))
     trainer = predict_trainer(cfg.trainer, rerank_dir)
