@@ -147,3 +147,79 @@ def test_a_cut_run_resumed_gives_the_weights_of_an_uncut_one(tmp_path, monkeypat
     assert resumed["steps"] == whole["steps"] == 6
     assert resumed["sha256"]["model.safetensors"] == whole["sha256"]["model.safetensors"]
     assert resumed["heldout"]["accuracy"] == whole["heldout"]["accuracy"]
+
+
+def test_a_continued_round_starts_from_the_first_rounds_weights_without_training_it_again(tmp_path, monkeypatch):
+    """`pretrain.continued` adds rounds of continued pre-training: the first round keeps the run
+    folder (fingerprint) of a config without rounds, so a finished run is continued rather than
+    repeated; each round exports its weights and the output holds the last round's."""
+    from rankvideo.modules.pretraining import PretrainModule
+    from rankvideo.stages.pretrain import _fingerprint
+
+    work = f"paths.pretrain_work={tmp_path / 'work'}"
+    base = ("pretrain.epochs=1", "pretrain.steps_per_epoch=2", "tracking.enabled=false", work)
+    first = pretrain.run(_cfg(tmp_path / "one", *base))
+
+    trained = []
+    step = PretrainModule.training_step
+
+    def counted(self, batch, batch_idx):
+        trained.append(self.lr)
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(PretrainModule, "training_step", counted)
+    more = "pretrain.continued=[{epochs: 1, steps_per_epoch: 3, lr: 0.0005, schedule: [{until: 1.0, forms: {rerank: 1}}]}]"
+    cfg = _cfg(tmp_path / "two", *base, more)
+    assert _fingerprint(cfg, 0) == _fingerprint(_cfg(tmp_path / "one", *base))
+    assert _fingerprint(cfg, 1) != _fingerprint(cfg, 0)
+    both = pretrain.run(cfg)
+    assert trained == [0.0005] * 3  # only the new round trained; the first was taken as it was
+    assert both["steps"] == 2 + 3 and [r["steps"] for r in both["rounds"]] == [2, 3]
+    assert both["sha256"]["model.safetensors"] != first["sha256"]["model.safetensors"]
+    assert "round_info.json" not in both["sha256"]
+    info = json.loads((tmp_path / "two" / "pretrained" / "pretrain_info.json").read_text())
+    assert [r["round"] for r in info["rounds"]] == [1, 2] and info["heldout"] == info["rounds"][1]["heldout"]
+    # The first round's exported weights are the single-round run's output, byte for byte.
+    round1 = tmp_path / "work" / _fingerprint(cfg, 0) / "model" / "model.safetensors"
+    assert round1.read_bytes() == (tmp_path / "one" / "pretrained" / "model.safetensors").read_bytes()
+
+
+def test_a_round_is_taken_from_an_export_with_its_fingerprint_and_a_changed_export_is_refused(tmp_path, monkeypatch):
+    """On a fresh clone the first round's run folder is missing but its export ships (pretrained/):
+    `pretrain.reuse` lists such exports, and a round with an export's fingerprint takes its weights
+    from it (checked against its SHA256SUMS) instead of training again."""
+    from rankvideo.modules.pretraining import PretrainModule
+
+    base = ("pretrain.epochs=1", "pretrain.steps_per_epoch=2", "tracking.enabled=false")
+    shipped = tmp_path / "one" / "pretrained"
+    pretrain.run(_cfg(tmp_path / "one", *base, f"paths.pretrain_work={tmp_path / 'work-one'}"))
+
+    trained = []
+    step = PretrainModule.training_step
+    monkeypatch.setattr(PretrainModule, "training_step", lambda self, b, i: trained.append(1) or step(self, b, i))
+    more = "pretrain.continued=[{epochs: 1, steps_per_epoch: 3, schedule: [{until: 1.0, forms: {rerank: 1}}]}]"
+    args = (*base, more, f"pretrain.reuse=[{shipped}]", f"paths.pretrain_work={tmp_path / 'work-two'}")
+    out = pretrain.run(_cfg(tmp_path / "two", *args))
+    assert len(trained) == 3 and [r["steps"] for r in out["rounds"]] == [2, 3]
+    assert out["rounds"][0]["adopted_from"] == str(shipped)
+    from rankvideo.stages.pretrain import _fingerprint
+
+    adopted = tmp_path / "work-two" / _fingerprint(_cfg(tmp_path / "two", *args), 0) / "model"
+    assert (adopted / "model.safetensors").read_bytes() == (shipped / "model.safetensors").read_bytes()
+
+    shutil.rmtree(tmp_path / "work-two")
+    with (shipped / "config.json").open("a") as fh:
+        fh.write(" ")
+    with pytest.raises(ValueError, match=r"pretrained: files differ from its SHA256SUMS \(\['config.json'\]\)"):
+        pretrain.run(_cfg(tmp_path / "two", *args))
+
+
+def test_round_settings_are_checked_by_name():
+    from rankvideo.utils.validate import ConfigError, validate_config
+
+    cfg = compose_cfg(["debug=tiny", "pretrain.continued=[{epochs: 1, learning_rate: 0.1}]"])
+    with pytest.raises(ConfigError, match=r"pretrain.continued\[0\]: unknown keys \['learning_rate'\]"):
+        validate_config(cfg, stage="pretrain")
+    cfg = compose_cfg(["debug=tiny", "pretrain.continued=[{epochs: 0}]"])
+    with pytest.raises(ConfigError, match=r"pretrain.continued\[0\].epochs must be >= 1"):
+        validate_config(cfg, stage="pretrain")

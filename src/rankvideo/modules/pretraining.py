@@ -26,7 +26,8 @@ from ..models.scoring import IGNORE_INDEX, answer_target, caption_target, encode
 from ..eval.metrics import roc_auc
 from .reranker import BackboneModule
 
-__all__ = ["FormPhase", "PretrainDataModule", "PretrainModule", "ProgressLog", "parse_schedule"]
+__all__ = ["ROUND_KEYS", "FormPhase", "PretrainDataModule", "PretrainModule", "ProgressLog", "parse_rounds",
+           "parse_schedule"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,39 @@ def parse_schedule(phases: Sequence[Mapping]) -> list[FormPhase]:
         out.append(FormPhase(float(p["until"]), forms, qtypes, None if frames is None else int(frames), answers, turns))
     if not out or any(a.until >= b.until for a, b in zip(out, out[1:])) or out[-1].until < 1.0:
         raise ValueError("pretrain.schedule: phases need increasing `until` values, the last one 1.0")
+    return out
+
+
+# What a round of pre-training sets; a `pretrain.continued` round inherits the first round's value of
+# every key it does not give (its seed: the first round's seed plus its position).
+ROUND_KEYS = ("epochs", "steps_per_epoch", "batch_size", "lr", "warmup_ratio", "weight_decay", "vision_lr_scale",
+              "seed", "schedule", "qtypes", "val_every_n_epochs")
+
+
+def parse_rounds(node: Mapping) -> list[dict]:
+    """The rounds of pre-training: the first from the `pretrain` node itself, then one per entry of
+    `pretrain.continued` (continued pre-training from the previous round's weights, with a fresh
+    optimiser and learning-rate schedule). `node` is the `pretrain` node as a plain mapping."""
+    first = {k: node[k] for k in ROUND_KEYS}
+    out = [first]
+    for i, extra in enumerate(node.get("continued") or [], start=1):
+        if not isinstance(extra, Mapping):
+            raise ValueError(f"pretrain.continued[{i - 1}] must be a mapping of round settings, got {extra!r}")
+        bad = sorted(set(extra) - set(ROUND_KEYS))
+        if bad:
+            raise ValueError(f"pretrain.continued[{i - 1}]: unknown keys {bad}; a round sets {list(ROUND_KEYS)}")
+        out.append({**first, "seed": int(first["seed"]) + i, **dict(extra)})
+    for i, r in enumerate(out):
+        where = "pretrain" if i == 0 else f"pretrain.continued[{i - 1}]"
+        for key in ("epochs", "steps_per_epoch", "batch_size", "val_every_n_epochs"):
+            if int(r[key]) < 1:
+                raise ValueError(f"{where}.{key} must be >= 1, got {r[key]}")
+        if float(r["lr"]) <= 0:
+            raise ValueError(f"{where}.lr must be > 0, got {r['lr']}")
+        try:
+            parse_schedule(r["schedule"])
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
     return out
 
 

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from ..data.synthetic.build import VideoSpec
 from ..data.synthetic.pretraining import PretrainCorpusConfig, build_corpus, corpus_fingerprint, tokenizer_texts
 from ..models.scoring import yes_no_token_ids
 from ..models.tiny import build_tiny_qwen3_vl, load_processor, state_dict_sha256
-from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, parse_schedule
+from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, parse_rounds, parse_schedule
 from ..tracking import tracked_run
 from ..tracking.lightning_logger import StageRunLogger
 from ..utils.io import atomic_dir, file_sha256, resumable_checkpoint, write_json
@@ -56,10 +57,16 @@ def folder_sums(folder: Path) -> dict[str, str]:
             if p.is_file() and p.name != SUMS}
 
 
-def _fingerprint(cfg: DictConfig) -> str:
+def _fingerprint(cfg: DictConfig, upto: int = 0) -> str:
+    """The run folder of round `upto` (0: the first): what decides its weights, that is the
+    settings of every round up to it. The first round's is that of a config without rounds."""
     blob = {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True) for k in ("pretrain", "model.arch")}
     blob["pretrain"].pop("num_workers", None)
+    blob["pretrain"].pop("reuse", None)
     blob["pretrain"]["corpus"].pop("num_workers", None)
+    continued = blob["pretrain"].pop("continued", None) or []
+    if upto:
+        blob["pretrain"]["continued"] = continued[:upto]
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -75,30 +82,130 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
     L.seed_everything(int(p.seed), workers=True)
     work = Path(cfg.paths.pretrain_work)
     out = Path(cfg.paths.pretrained)
-    fp = _fingerprint(cfg)
-    run_dir = work / fp
+    plan = parse_rounds(OmegaConf.to_container(p, resolve=True))
+    fps = [_fingerprint(cfg, k) for k in range(len(plan))]
     t0 = time.perf_counter()
     ccfg = corpus_config(p.corpus)
     corpus = build_corpus(ccfg, work / f"corpus-{corpus_fingerprint(ccfg)}")
     log.info("pre-training corpus: %d videos (%d held out) in %s", len(corpus.videos), len(corpus.heldout_indices), corpus.root)
 
-    init = run_dir / "init"
+    init = work / fps[0] / "init"
     if not (init / "config.json").exists():
         arch = dict(OmegaConf.to_container(cfg.model.arch, resolve=True))
         seed = int(arch.pop("seed", 0))
         texts = tokenizer_texts([corpus.videos[i] for i in corpus.train_indices], seed=int(p.corpus.seed))
         build_tiny_qwen3_vl(init, corpus=texts, seed=seed, overwrite=True, **arch)
     processor = load_processor(init)
-    schedule = parse_schedule(OmegaConf.to_container(p.schedule, resolve=True))
+
+    with tracked_run(cfg, "pretrain", source=source, pipeline_cfg=pipeline_cfg,
+                     resume_file=work / fps[-1] / "mlflow_run_id") as tr:
+        weights, steps, done = init, 0, []
+        for k, r in enumerate(plan):
+            run_dir = work / fps[k]
+            if len(plan) > 1:
+                log.info("pre-training round %d of %d (%s)", k + 1, len(plan), run_dir)
+            if k:  # the first round keeps the seeding of a run without rounds
+                L.seed_everything(int(r["seed"]), workers=True)
+            _adopt_export(p.get("reuse") or [], fps[k], run_dir / "model")
+            weights, record = _train_round(cfg, r, corpus, processor, weights, run_dir, tr, steps)
+            steps += record["steps"]
+            done.append({"round": k + 1, "fingerprint": fps[k], **record})
+        last = done[-1]
+        seconds = round(time.perf_counter() - t0, 1)
+        info = {
+            "stage": "rankvideo.stages.pretrain", "fingerprint": fps[-1], "steps": steps,
+            "epochs": last["epochs"], "seconds": seconds, "device": _device(), "threads": int(p.threads),
+            "torch": torch.__version__, "heldout": last["heldout"],
+            "corpus": {k: corpus.manifest[k] for k in ("config", "num_videos", "frames_sha256", "fingerprint")},
+            "config": {"pretrain": OmegaConf.to_container(p, resolve=True),
+                       "model.arch": OmegaConf.to_container(cfg.model.arch, resolve=True)},
+        }
+        if len(done) > 1:
+            # Per round: steps, time of the process that trained it, held-out accuracy after it.
+            info["rounds"] = done
+        with atomic_dir(out) as tmp:
+            tmp.mkdir()
+            for f in sorted(Path(weights).iterdir()):
+                if f.is_file() and f.name != ROUND_INFO:
+                    shutil.copy2(f, tmp / f.name)
+            # The builder's record (architecture, tokenizer), now describing the trained weights.
+            build = json.loads((init / "build_info.json").read_text())
+            build["initial_state_dict_sha256"] = build["state_dict_sha256"]
+            build["state_dict_sha256"] = last["state_dict_sha256"]
+            build["pretrained_by"] = "rankvideo.stages.pretrain"
+            write_json(tmp / "build_info.json", build)
+            write_json(tmp / INFO, info)
+            sums = folder_sums(tmp)
+            (tmp / SUMS).write_text("".join(f"{h}  {name}\n" for name, h in sums.items()))
+        tr.log_metrics({"pretrain/seconds": seconds, "pretrain/steps": steps,
+                        **{f"pretrain/heldout/{k}": v for k, v in last["heldout"].get("accuracy", {}).items()}})
+        tr.set_tags({"pretrain.device": info["device"], "pretrain.threads": info["threads"],
+                     "pretrain.rounds": len(plan)})
+        tr.log_artifact(out / INFO, "pretrain")
+    log.info("pre-trained backbone -> %s (%d steps, %.0f s); held-out accuracy %s", out, steps, seconds,
+             last["heldout"].get("accuracy", {}).get("all"))
+    return {"steps": steps, "seconds": seconds, "heldout": last["heldout"], "sha256": sums, "rounds": done}
+
+
+ROUND_INFO = "round_info.json"
+
+
+def _adopt_export(candidates, fingerprint: str, model_dir: Path) -> None:
+    """A round whose weights were exported before (the shipped backbone: its pretrain_info.json has
+    the round's fingerprint) is taken from that export, its files checked against its SHA256SUMS,
+    instead of being trained again."""
+    if (model_dir / ROUND_INFO).exists():
+        return
+    for folder in map(Path, candidates):
+        info_file = folder / INFO
+        if not info_file.is_file():
+            continue
+        info = json.loads(info_file.read_text())
+        if info.get("fingerprint") != fingerprint:
+            continue
+        listed = {}
+        for n, line in enumerate((folder / SUMS).read_text().splitlines(), start=1):
+            digest, _, name = line.partition("  ")
+            if not name:
+                raise ValueError(f"{folder / SUMS}:{n}: expected '<sha256>  <file>', got {line!r}")
+            listed[name] = digest
+        found = folder_sums(folder)
+        if found != listed:
+            bad = sorted(k for k in set(listed) | set(found) if listed.get(k) != found.get(k))
+            raise ValueError(f"{folder}: files differ from its {SUMS} ({bad}); it cannot stand for round {fingerprint}")
+        build = json.loads((folder / "build_info.json").read_text())
+        record = {"steps": info["steps"], "epochs": info["epochs"], "seconds": info["seconds"],
+                  "state_dict_sha256": build["state_dict_sha256"], "heldout": info["heldout"], "adopted_from": str(folder)}
+        with atomic_dir(model_dir) as tmp:
+            tmp.mkdir()
+            for f in sorted(folder.iterdir()):
+                if f.is_file() and f.name not in (INFO, SUMS):
+                    shutil.copy2(f, tmp / f.name)
+            write_json(tmp / ROUND_INFO, record)
+        log.info("round %s: taken from the export in %s (same fingerprint), not trained again", fingerprint, folder)
+        return
+
+
+def _train_round(cfg: DictConfig, r: dict, corpus, processor, weights: Path, run_dir: Path, tr, step_offset: int):
+    """One round: train from `weights` (resuming from the round's last checkpoint), answer the
+    held-out questions, export the weights to `run_dir/model`. A round whose export exists is
+    not run again. Returns the exported folder and the round's record."""
+    p = cfg.pretrain
+    model_dir = run_dir / "model"
+    if (model_dir / ROUND_INFO).exists():
+        log.info("round %s: done before, its weights are in %s", run_dir.name, model_dir)
+        return model_dir, json.loads((model_dir / ROUND_INFO).read_text())
+    t0 = time.perf_counter()
     dm = PretrainDataModule(
-        corpus, processor, batch_size=int(p.batch_size), steps_per_epoch=int(p.steps_per_epoch), epochs=int(p.epochs),
-        schedule=schedule, qtype_weights=OmegaConf.to_container(p.qtypes, resolve=True), seed=int(p.seed),
+        corpus, processor, batch_size=int(r["batch_size"]), steps_per_epoch=int(r["steps_per_epoch"]),
+        epochs=int(r["epochs"]), schedule=parse_schedule(r["schedule"]), qtype_weights=r["qtypes"], seed=int(r["seed"]),
         heldout_per_video=OmegaConf.to_container(p.heldout_per_video, resolve=True),
         eval_batch_size=int(p.eval_batch_size), num_workers=int(p.num_workers),
     )
-    module = PretrainModule(model_path=str(init), yes_no_ids=yes_no_token_ids(processor), dtype=cfg.model.dtype,
-                            lr=float(p.lr), weight_decay=float(p.weight_decay), warmup_ratio=float(p.warmup_ratio),
-                            freeze_vision=float(p.vision_lr_scale) == 0, vision_lr_scale=float(p.vision_lr_scale))
+    module = PretrainModule(model_path=str(weights), yes_no_ids=yes_no_token_ids(processor), dtype=cfg.model.dtype,
+                            lr=float(r["lr"]), weight_decay=float(r["weight_decay"]),
+                            warmup_ratio=float(r["warmup_ratio"]), freeze_vision=float(r["vision_lr_scale"]) == 0,
+                            vision_lr_scale=float(r["vision_lr_scale"]))
     ckpt_dir = run_dir / "checkpoints"
     resume = resumable_checkpoint(ckpt_dir)
     if resume:
@@ -106,45 +213,25 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
 
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    with tracked_run(cfg, "pretrain", source=source, pipeline_cfg=pipeline_cfg, resume_file=run_dir / "mlflow_run_id") as tr:
-        trainer = L.Trainer(
-            accelerator="auto", devices=1, precision="32-true", deterministic=True, gradient_clip_val=1.0,
-            max_epochs=int(p.epochs), logger=StageRunLogger(tr), log_every_n_steps=25, num_sanity_val_steps=0,
-            # save_top_k=1: with 0, Lightning 2.6 never writes last.ckpt (it saves "last" only after a top-k save).
-            callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1,
-                                       save_on_train_epoch_end=True), ProgressLog()],
-            default_root_dir=str(run_dir), enable_model_summary=False, fast_dev_run=bool(p.fast_dev_run),
-            check_val_every_n_epoch=int(p.val_every_n_epochs),
-            # Every epoch draws its own batches (the schedule moves on): the loaders are rebuilt.
-            reload_dataloaders_every_n_epochs=1,
-        )
-        trainer.fit(module, dm, ckpt_path=resume)
-        if not module.heldout:  # the last epoch had no validation (val_every_n_epochs), or a fast_dev_run
-            trainer.validate(module, dm, verbose=False)
-        seconds = round(time.perf_counter() - t0, 1)
-        info = {
-            "stage": "rankvideo.stages.pretrain", "fingerprint": fp, "steps": trainer.global_step,
-            "epochs": trainer.current_epoch, "seconds": seconds, "device": _device(), "threads": int(p.threads),
-            "torch": torch.__version__, "heldout": module.heldout,
-            "corpus": {k: corpus.manifest[k] for k in ("config", "num_videos", "frames_sha256", "fingerprint")},
-            "config": {"pretrain": OmegaConf.to_container(p, resolve=True),
-                       "model.arch": OmegaConf.to_container(cfg.model.arch, resolve=True)},
-        }
-        with atomic_dir(out) as tmp:
-            module.export(tmp, processor)
-            # The builder's record (architecture, tokenizer), now describing the trained weights.
-            build = json.loads((init / "build_info.json").read_text())
-            build["initial_state_dict_sha256"] = build["state_dict_sha256"]
-            build["state_dict_sha256"] = state_dict_sha256(module.model)
-            build["pretrained_by"] = "rankvideo.stages.pretrain"
-            write_json(tmp / "build_info.json", build)
-            write_json(tmp / INFO, info)
-            sums = folder_sums(tmp)
-            (tmp / SUMS).write_text("".join(f"{h}  {name}\n" for name, h in sums.items()))
-        tr.log_metrics({"pretrain/seconds": seconds, "pretrain/steps": trainer.global_step,
-                        **{f"pretrain/heldout/{k}": v for k, v in module.heldout.get("accuracy", {}).items()}})
-        tr.set_tags({"pretrain.device": info["device"], "pretrain.threads": info["threads"]})
-        tr.log_artifact(out / INFO, "pretrain")
-    log.info("pre-trained backbone -> %s (%d steps, %.0f s); held-out accuracy %s", out, trainer.global_step, seconds,
-             module.heldout.get("accuracy", {}).get("all"))
-    return {"steps": trainer.global_step, "seconds": seconds, "heldout": module.heldout, "sha256": sums}
+    trainer = L.Trainer(
+        accelerator="auto", devices=1, precision="32-true", deterministic=True, gradient_clip_val=1.0,
+        max_epochs=int(r["epochs"]), logger=StageRunLogger(tr, step_offset=step_offset), log_every_n_steps=25,
+        num_sanity_val_steps=0,
+        # save_top_k=1: with 0, Lightning 2.6 never writes last.ckpt (it saves "last" only after a top-k save).
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1,
+                                   save_on_train_epoch_end=True), ProgressLog()],
+        default_root_dir=str(run_dir), enable_model_summary=False, fast_dev_run=bool(p.fast_dev_run),
+        check_val_every_n_epoch=int(r["val_every_n_epochs"]),
+        # Every epoch draws its own batches (the schedule moves on): the loaders are rebuilt.
+        reload_dataloaders_every_n_epochs=1,
+    )
+    trainer.fit(module, dm, ckpt_path=resume)
+    if not module.heldout:  # the last epoch had no validation (val_every_n_epochs), or a fast_dev_run
+        trainer.validate(module, dm, verbose=False)
+    record = {"steps": trainer.global_step, "epochs": trainer.current_epoch,
+              "seconds": round(time.perf_counter() - t0, 1), "state_dict_sha256": state_dict_sha256(module.model),
+              "heldout": module.heldout}
+    with atomic_dir(model_dir) as tmp:
+        module.export(tmp, processor)
+        write_json(tmp / ROUND_INFO, record)
+    return model_dir, record

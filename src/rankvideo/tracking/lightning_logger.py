@@ -12,9 +12,11 @@ from .mlflow_run import StageRun
 
 
 class StageRunLogger(Logger):
-    def __init__(self, stage_run: StageRun, name: str = "mlflow"):
+    def __init__(self, stage_run: StageRun, name: str = "mlflow", step_offset: int = 0):
         super().__init__()
         self._run, self._name = stage_run, name
+        # Added to every step: a run that trains in rounds (continued pre-training) keeps one step axis.
+        self._offset = int(step_offset)
 
     @property
     def name(self) -> str:
@@ -35,4 +37,5 @@ class StageRunLogger(Logger):
 
     @rank_zero_only
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
-        self._run.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=step)
+        self._run.log_metrics({k: v for k, v in metrics.items() if k != "epoch"},
+                              step=None if step is None else step + self._offset)

@@ -144,3 +144,11 @@ def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
             parse_schedule(OmegaConf.to_container(schedule, resolve=True))
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(str(e)) from None
+    present, node = _select(cfg, "pretrain")
+    if present and isinstance(node, DictConfig) and node.get("continued") and (stage is None or stage in SCHEDULE_STAGES):
+        from ..modules.pretraining import parse_rounds
+
+        try:
+            parse_rounds(OmegaConf.to_container(node, resolve=True))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(str(e)) from None
