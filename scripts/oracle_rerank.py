@@ -12,7 +12,14 @@ the reranker does:
 - objects: event first, then the share of the query's named objects (colour and shape) present;
 - qrels:  the graded judgment itself (the ceiling of any reranker of this head).
 
+With `--reranked` (a reranker's run over the same head, e.g. artifacts/rerank/run.trec), also how
+well its scores recognise the query's event: the mean over queries of the AUC of its head scores
+for event vs other videos (and for kind alone), the share of event videos in its top 10 and the
+first stage's, and the event oracle ordered by its scores within the event (event recognition
+made perfect, everything else as the reranker has it).
+
     python scripts/oracle_rerank.py [--benchmark artifacts/benchmark] [--run artifacts/retrieve/run.trec]
+    python scripts/oracle_rerank.py --reranked artifacts/rerank/run.trec
 
 Prints nDCG@10 of the first stage and of each oracle per split. Needs `dvc repro` (or the
 synthesize and retrieve stages) first.
@@ -21,6 +28,7 @@ synthesize and retrieve stages) first.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -28,8 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rankvideo.data.benchmark import Benchmark  # noqa: E402
+import numpy as np  # noqa: E402
+
 from rankvideo.data.trec import iter_jsonl, rank_order, read_run  # noqa: E402
 from rankvideo.eval import evaluate  # noqa: E402
+from rankvideo.eval.metrics import roc_auc  # noqa: E402
 from rankvideo.models.rerank import merge_head_and_tail  # noqa: E402
 
 
@@ -52,12 +63,38 @@ def share_present(wanted: list, shown: set) -> float:
     return sum(w in shown for w in wanted) / len(wanted) if wanted else 0.0
 
 
+def report_reranker(reranked, first, queries, qrels, depth, base, kind, event) -> None:
+    """How a reranker's head scores separate the query's event (and kind) from the other videos."""
+    auc = {"event": [], "kind": []}
+    top = {"reranker": [], "first stage": []}
+    for q in queries:
+        head = rank_order(first.get(q, {}))[:depth]
+        scores = np.array([reranked.get(q, {}).get(d, -np.inf) for d in head], dtype=float)
+        for name, key in (("event", event), ("kind", kind)):
+            value = roc_auc(scores, np.array([key(q, d) for d in head], dtype=bool))
+            if value is not None:
+                auc[name].append(value)
+        for name, run in (("reranker", reranked), ("first stage", first)):
+            top[name].append(sum(event(q, d) for d in rank_order(run.get(q, {}))[:10]) / 10)
+    for name, values in auc.items():
+        print(f"  reranker AUC, {name} vs other videos: {statistics.fmean(values):.3f} over {len(values)} queries")
+    for name, values in top.items():
+        print(f"  event videos in the top 10, {name}: {statistics.fmean(values):.3f}")
+
+    def event_then_reranker(q, d):
+        return 1e6 * event(q, d) + reranked.get(q, {}).get(d, -1e5)
+
+    value = evaluate(oracle_run(first, queries, depth, event_then_reranker), qrels, measures=("nDCG@10",)).mean["nDCG@10"]
+    print(f"  event oracle, reranker order within: {value:.4f}  ({100 * (value / base - 1):+.1f}%)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--benchmark", default=str(ROOT / "artifacts" / "benchmark"))
     ap.add_argument("--run", default=str(ROOT / "artifacts" / "retrieve" / "run.trec"))
     ap.add_argument("--depth", type=int, default=100)
     ap.add_argument("--splits", default="val,test")
+    ap.add_argument("--reranked", default=None, help="a reranker's run over the same head: how it sees the event")
     args = ap.parse_args()
     bench = Benchmark(args.benchmark)
     truth = {d.doc_id: d.truth for d in bench.corpus()}
@@ -91,6 +128,8 @@ def main() -> int:
         for name, key in (("kind", kind), ("event", event), ("colours", colours), ("objects", objects), ("qrels", grade)):
             value = evaluate(oracle_run(first, queries, args.depth, key), qrels, measures=("nDCG@10",)).mean["nDCG@10"]
             print(f"  {name:7s} oracle  {value:.4f}  ({100 * (value / base - 1):+.1f}%)")
+        if args.reranked:
+            report_reranker(read_run(args.reranked), first, queries, qrels, args.depth, base, kind, event)
     return 0
 
 
