@@ -63,18 +63,13 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--queries", type=int, default=2545)
-    ap.add_argument("--depth", type=int, default=1000)
-    ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--workdir", type=Path, default=None)
-    args = ap.parse_args()
-    folder = args.workdir or Path(tempfile.mkdtemp(prefix="bench_eval_"))
+def compare(queries: int, depth: int, repeat: int, folder: Path) -> dict[str, tuple[float, float]]:
+    """Time each side on generated files in ``folder``; prints the table and returns
+    {side: (best seconds, peak MiB)}."""
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    run, qrels = generate(folder, args.queries, args.depth)
-    print(f"generated {args.queries} queries x {args.depth} documents in {folder} ({time.perf_counter() - t0:.1f} s)")
+    run, qrels = generate(folder, queries, depth)
+    print(f"generated {queries} queries x {depth} documents in {folder} ({time.perf_counter() - t0:.1f} s)")
 
     cli = [sys.executable, str(REPO / "src" / "evaluate.py"), f"run={run}", f"qrels={qrels}", f"out={folder / 'cli.json'}",
            f"paths.experiments={folder / 'experiments'}", f"hydra.run.dir={folder / 'hydra'}"]
@@ -87,18 +82,29 @@ def main() -> None:
     (folder / "warmup").mkdir(exist_ok=True)
     tiny_run, tiny_qrels = generate(folder / "warmup", 2, 8)
     timed([*cli[:2], f"run={tiny_run}", f"qrels={tiny_qrels}", *cli[5:]], folder)
-    rows = {name: [timed(cmd, folder) for _ in range(args.repeat)] for name, cmd in sides.items()}
-    base = min(s for s, _ in rows["plain ir-measures"])
+    rows = {name: [timed(cmd, folder) for _ in range(repeat)] for name, cmd in sides.items()}
+    best = {name: (min(s for s, _ in results), max(m for _, m in results)) for name, results in rows.items()}
+    base = best["plain ir-measures"][0]
     print(f"\n{'':40s} {'seconds':>8s} {'x plain':>8s} {'peak MiB':>9s}")
-    for name, results in rows.items():
-        best = min(s for s, _ in results)
-        print(f"{name:40s} {best:8.1f} {best / base:8.2f} {max(m for _, m in results):9.0f}")
+    for name, (seconds, mib) in best.items():
+        print(f"{name:40s} {seconds:8.1f} {seconds / base:8.2f} {mib:9.0f}")
     ours = json.loads((folder / "cli.json").read_text())
     ours = ours.get("mean", ours)
     plain = json.loads((folder / "plain.json").read_text())
     diffs = {m: (ours[m], v) for m, v in plain.items() if m in ours and abs(ours[m] - v) > 1e-9}
     print(f"\nmeans equal on {len(plain) - len(diffs)} of {len(plain)} measures" +
           (f"; differ (ties): {diffs}" if diffs else ""))
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--queries", type=int, default=2545)
+    ap.add_argument("--depth", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    compare(args.queries, args.depth, args.repeat, args.workdir or Path(tempfile.mkdtemp(prefix="bench_eval_")))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,12 @@ def main() -> None:
     if not Path(args.model).is_dir():
         sys.exit(f"{args.model} is not there: run `dvc repro build_model` first (or pass --model)")
     logging.basicConfig(level=logging.WARNING)
+    compare(args)
+
+
+def compare(args) -> list[tuple[int, float, int]]:
+    """Rerank with 0 and ``args.workers`` workers; prints the table and returns
+    [(workers, seconds, pairs)] for both."""
     import torch
 
     rows = []
@@ -68,6 +74,7 @@ def main() -> None:
     for workers, seconds, pairs in rows:
         print(f"{workers:>8} {seconds:>9.1f} {pairs:>7} {pairs / seconds:>8.1f}")
     print(f"speed-up {rows[0][1] / rows[1][1]:.2f}x; runs byte-identical: {same}")
+    return rows
 
 
 if __name__ == "__main__":

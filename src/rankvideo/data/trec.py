@@ -68,6 +68,14 @@ class FormatError(ValueError):
             where += f", key {key}"
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self):
+        # Rebuilt from its parts, so it crosses a process boundary (pickle) whole.
+        return _rebuild_format_error, (type(self), self.path, self.problem, self.line, self.key)
+
+
+def _rebuild_format_error(cls, path, problem, line, key):
+    return cls(path, problem, line=line, key=key)
+
 
 def iter_jsonl(path: PathLike, required: Iterable[str] = (), what: str = "a line"):
     """(line number, object) for each non-blank line of a JSONL file. A line that is not JSON,

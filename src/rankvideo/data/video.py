@@ -30,6 +30,7 @@ import numbers
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -326,6 +327,7 @@ def read_clip(
     timeout_s: float = 120.0,
     seek: bool | None = None,
     sampling: str = "grid",
+    threads: int = 1,
 ) -> Clip:
     """Decode ``path`` and return frames sampled at ``fps`` frames per second.
 
@@ -352,6 +354,11 @@ def read_clip(
     ``True`` only seeks and raises :class:`VideoReadError` where it would
     fall back. Both ways return the same frames and timestamps.
 
+    ``threads`` > 1 decodes the seek runs of one file on that many threads,
+    each with its own decoder (for one long video read at a time; where
+    many videos are read at once, e.g. in data-loader workers, 1 keeps the
+    cores from being oversubscribed). Frames and timestamps are the same.
+
     A truncated file whose first frames decode yields those frames (with a
     warning); it is an error only when no frame decodes at all.
 
@@ -371,6 +378,8 @@ def read_clip(
         raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
     if seek not in (None, True, False):
         raise ValueError(f"seek must be None, True or False, got {seek!r}")
+    if not _is_int(threads) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
     if sampling not in SAMPLING_RULES:
         raise ValueError(f"sampling must be one of {', '.join(map(repr, SAMPLING_RULES))}, got {sampling!r}")
     if sampling == "official" and max_frames < _OFFICIAL_FRAME_MULTIPLE:
@@ -388,7 +397,8 @@ def read_clip(
             stream = _video_stream(path, container)
             try:
                 return _read_by_seeking(
-                    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s, sampling
+                    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s, sampling,
+                    threads,
                 )
             except _SeekUnsupported as exc:
                 if seek:
@@ -473,7 +483,7 @@ class _FrameIndex:
 
 
 def _read_by_seeking(
-    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s, sampling="grid"
+    path, container, stream, fps, max_frames, max_decode_frames, deadline, timeout_s, sampling="grid", threads=1
 ) -> Clip:
     """Read the frames the sequential path would keep, by seeking to each.
 
@@ -511,7 +521,7 @@ def _read_by_seeking(
         keep = _official_positions(times, native_fps, fps, max_frames)
     else:
         keep = _sample_positions(times, fps, max_frames)
-    frames = _decode_positions(container, stream, index, keep, check_budget)
+    frames = _decode_positions(path, container, stream, index, keep, check_budget, threads)
 
     return Clip(
         frames=np.stack(frames),
@@ -630,40 +640,102 @@ def _decode_starts(packets, position: dict[int, int]) -> list[int]:
     return start
 
 
-def _decode_positions(container, stream, index: _FrameIndex, keep: list[int], check_budget) -> list[np.ndarray]:
-    """Decode the frames at positions ``keep`` (increasing) to RGB, seeking
-    to a frame's keyframe only when that skips frames; raise
-    _SeekUnsupported when a decoded frame is not the one expected."""
+def _seek_runs(index: _FrameIndex, keep: list[int]) -> list[list[int]]:
+    """Split positions ``keep`` (increasing) into runs: each run starts with a
+    seek to its first frame's keyframe and decodes forward through the rest;
+    a seek is made only when it skips more than ``_SEEK_MIN_SKIP`` frames."""
+    runs: list[list[int]] = []
+    for target in keep:
+        if not runs or index.start[target] - runs[-1][-1] > _SEEK_MIN_SKIP:
+            runs.append([target])
+        else:
+            runs[-1].append(target)
+    return runs
+
+
+def _split_runs(index: _FrameIndex, runs: list[list[int]], parts: int) -> list[list[list[int]]]:
+    """Cut ``runs`` into at most ``parts`` consecutive chunks of about equal
+    decoding work (frames decoded from each run's keyframe to its last frame)."""
+    cost = [run[-1] - index.start[run[0]] + 1 for run in runs]
+    share = sum(cost) / parts
+    chunks: list[list[list[int]]] = [[] for _ in range(parts)]
+    done = 0
+    for run, c in zip(runs, cost):
+        # A run goes to the chunk its middle falls in, so chunks stay in order.
+        chunks[min(parts - 1, int((done + c / 2) // share))].append(run)
+        done += c
+    return [chunk for chunk in chunks if chunk]
+
+
+def _decode_positions(
+    path, container, stream, index: _FrameIndex, keep: list[int], check_budget, threads: int = 1
+) -> list[np.ndarray]:
+    """Decode the frames at positions ``keep`` (increasing) to RGB by seek
+    runs (see :func:`_seek_runs`); raise _SeekUnsupported when a decoded
+    frame is not the one expected.
+
+    With ``threads`` > 1 the runs are split into that many consecutive
+    chunks, each decoded by its own thread from its own opening of the file
+    (the first chunk on ``container``). A file whose frames do not all
+    decode to one size is then refused (read sequentially instead), since
+    each chunk only sees its own first frame."""
+    runs = _seek_runs(index, keep)
+    depth = stream.codec_context.reorder_depth
+    chunks = _split_runs(index, runs, max(1, min(int(threads), len(runs))))
+    if len(chunks) == 1:
+        return _decode_runs(container, stream, index, runs, depth, check_budget)
+
+    def decode_chunk(chunk):
+        with _open(path) as own:
+            own_stream = _video_stream(path, own)
+            return _decode_runs(own, own_stream, index, chunk, depth, check_budget)
+
+    with ThreadPoolExecutor(max_workers=len(chunks) - 1, thread_name_prefix="read_clip") as pool:
+        rest = [pool.submit(decode_chunk, chunk) for chunk in chunks[1:]]
+        try:
+            rgb = _decode_runs(container, stream, index, chunks[0], depth, check_budget)
+        finally:
+            # Every thread is waited for, so no decoder outlives the call.
+            results = [future.exception() or future.result() for future in rest]
+    for result in results:
+        if isinstance(result, BaseException):
+            if isinstance(result, VideoReadError):
+                raise result
+            raise _SeekUnsupported(f"decoding after a seek failed: {type(result).__name__}: {result}") from result
+        rgb.extend(result)
+    if len({frame.shape for frame in rgb}) > 1:
+        raise _SeekUnsupported("its frames do not all have one size (read by threads)")
+    return rgb
+
+
+def _decode_runs(container, stream, index: _FrameIndex, runs: list[list[int]], depth: int, check_budget) -> list[np.ndarray]:
+    """Decode ``runs`` (see :func:`_seek_runs`) with ``container``'s decoder,
+    converting each kept frame to RGB at the size of the first one."""
     rgb: list[np.ndarray] = []
     codec = stream.codec_context
-    depth = codec.reorder_depth
-    frames = None  # the decoder's output since the last seek
-    pos = -1  # position of the last frame decoded; None right after a seek
     out_size: tuple[int, int] | None = None
     try:
-        for target in keep:
-            start = index.start[target]
-            if frames is None or start - pos > _SEEK_MIN_SKIP:
-                if frames is not None:
-                    frames.close()
-                container.seek(index.pts[start], backward=True, stream=stream)
-                # PyAV warns that a flush may reset the decoder's reordering
-                # depth; keep the one it started with (checked sufficient).
-                if codec.reorder_depth < depth:
-                    codec.reorder_depth = depth
-                frames = container.decode(stream)
-                pos = None
-            frame, pos = _decode_to(frames, index, target, start, pos, check_budget)
-            if out_size is None:
-                out_size = (frame.width, frame.height)
-            # Same conversion as the sequential path, so pixels are identical.
-            w, h = out_size
-            rgb.append(frame.to_ndarray(format="rgb24", width=w, height=h))
+        for run in runs:
+            start = index.start[run[0]]
+            container.seek(index.pts[start], backward=True, stream=stream)
+            # PyAV warns that a flush may reset the decoder's reordering
+            # depth; keep the one the file started with (checked sufficient).
+            if codec.reorder_depth < depth:
+                codec.reorder_depth = depth
+            frames = container.decode(stream)
+            pos = None  # right after a seek
+            try:
+                for target in run:
+                    frame, pos = _decode_to(frames, index, target, index.start[target], pos, check_budget)
+                    if out_size is None:
+                        out_size = (frame.width, frame.height)
+                    # Same conversion as the sequential path, so pixels are identical.
+                    w, h = out_size
+                    rgb.append(frame.to_ndarray(format="rgb24", width=w, height=h))
+            finally:
+                frames.close()
     except _AV_ERRORS as exc:
         raise _SeekUnsupported(f"decoding after a seek failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        if frames is not None:
-            frames.close()
     return rgb
 
 

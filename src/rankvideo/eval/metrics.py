@@ -42,7 +42,6 @@ from typing import Iterable, Mapping, Sequence
 
 import ir_measures
 import numpy as np
-from scipy import stats
 
 from rankvideo.data.trec import Qrels, strictly_ordered
 
@@ -233,6 +232,8 @@ def _paired_p(a: Sequence[float], b: Sequence[float]) -> float | None:
         return 1.0
     if len(diffs) < 2:
         return None
+    from scipy import stats  # imported here: a second of start-up that only significance tests need
+
     p = float(stats.ttest_rel(a, b).pvalue)
     return None if math.isnan(p) else p
 

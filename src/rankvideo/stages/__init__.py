@@ -39,7 +39,9 @@ def stage_fn(name: str):
         from ..utils.validate import validate_config
 
         validate_config(cfg, name)
-        if name != "pretrain":  # pre-training pins its own threads (pretrain.threads); its weights ship
+        # Pre-training pins its own threads (pretrain.threads); evaluation computes no torch numerics
+        # and skips the seconds of importing torch.
+        if name not in ("pretrain", "evaluate"):
             pin_cpu_numerics(OmegaConf.select(cfg, "trainer.cpu_threads", default=None),
                              OmegaConf.select(cfg, "trainer.cpu_kernels", default=None))
         return fn(cfg, *args, **kwargs)

@@ -305,3 +305,13 @@ def test_strictly_ordered_without_ties_keeps_the_score_order():
     assert list(sorted(out["a"], key=out["a"].get, reverse=True)) == ["d2", "d1", "d3"] == rank_order(run["a"])
     assert list(sorted(out["b"], key=out["b"].get, reverse=True)) == ["d0", "d2", "d1"]
     assert sorted(out["a"].values()) == [1.0, 2.0, 3.0]
+
+
+def test_format_error_crosses_a_process_boundary_whole():
+    # The evaluate CLI evaluates in a forked process; its errors come back pickled.
+    import pickle
+
+    err = pickle.loads(pickle.dumps(FormatError("runs/r.trec", "expected 6 fields, got 5", line=12)))
+    assert type(err) is FormatError
+    assert (err.path, err.line, err.key, err.problem) == ("runs/r.trec", 12, None, "expected 6 fields, got 5")
+    assert str(err) == "runs/r.trec, line 12: expected 6 fields, got 5"

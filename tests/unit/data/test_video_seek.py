@@ -312,3 +312,70 @@ def test_frame_limit_applies_to_the_seek_path(short_clip):
 def test_invalid_seek_argument_raises(short_clip):
     with pytest.raises(ValueError, match="seek"):
         read_clip(short_clip, seek="yes")
+
+
+# ------------------------------------------------------------- threads
+
+
+@pytest.mark.parametrize("threads", [2, 3, 64])
+@pytest.mark.parametrize(("fps", "max_frames"), [(0.5, 32), (2.0, 32), (25.0, 1000)])
+def test_threaded_seek_equals_sequential(dense_gop_clip, threads, fps, max_frames, caplog):
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    threaded = read_clip(dense_gop_clip, fps=fps, max_frames=max_frames, seek=True, threads=threads)
+    sequential = read_clip(dense_gop_clip, fps=fps, max_frames=max_frames, seek=False)
+    np.testing.assert_array_equal(threaded.timestamps, sequential.timestamps)
+    np.testing.assert_array_equal(threaded.frames, sequential.frames)
+    assert not [r for r in caplog.records if FALLBACK in r.getMessage()]
+
+
+def test_threads_open_the_file_once_per_chunk(dense_gop_clip, count_seeks):
+    # fps 0.5: 10 targets, each in its own GOP, so 10 seek runs; with 3
+    # threads each run is still one seek, spread over 3 openings of the file.
+    seeks, _ = count_seeks
+    clip = read_clip(dense_gop_clip, fps=0.5, max_frames=32, seek=True, threads=3)
+    assert len(seeks) == clip.num_frames == 10
+
+
+def test_seek_runs_and_their_split_by_decoding_work():
+    # 40 frames, keyframes at 0, 10, 20, 30. A seek is made when it skips
+    # more than 8 frames: 21 (keyframe 20, 15 after 5) and 35 (keyframe 30,
+    # 9 after 21) start runs; 31 after 22 (keyframe 30, 8 after) would not.
+    starts = [10 * (p // 10) for p in range(40)]
+    index = video._FrameIndex(pts=list(range(40)), start=starts, position={p: p for p in range(40)}, reorder=0)
+    assert video._seek_runs(index, [1, 22, 31]) == [[1], [22, 31]]
+    runs = video._seek_runs(index, [1, 5, 21, 35, 38])
+    assert runs == [[1, 5], [21], [35, 38]]
+    # work per run: 6, 2, 9 frames decoded (keyframe to last target), 17 in all
+    assert video._split_runs(index, runs, 1) == [runs]
+    assert video._split_runs(index, runs, 2) == [[[1, 5], [21]], [[35, 38]]]
+    assert video._split_runs(index, runs, 3) == [[[1, 5]], [[21]], [[35, 38]]]
+    assert video._split_runs(index, [[35, 38]], 4) == [[[35, 38]]]
+
+
+def test_truncated_file_read_by_threads_falls_back_to_sequential(tmp_path, dense_gop_clip, caplog):
+    cut = tmp_path / "cut_threads.mp4"
+    data = dense_gop_clip.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    auto = read_clip(cut, fps=2.0, max_frames=32, threads=2)
+    sequential = read_clip(cut, fps=2.0, max_frames=32, seek=False)
+    np.testing.assert_array_equal(auto.timestamps, sequential.timestamps)
+    np.testing.assert_array_equal(auto.frames, sequential.frames)
+    assert any(FALLBACK in r.getMessage() and str(cut) in r.getMessage() for r in caplog.records)
+
+
+def test_a_lying_index_read_by_threads_falls_back(dense_gop_clip, count_seeks, caplog):
+    _, set_shift = count_seeks
+    expected = read_clip(dense_gop_clip, fps=0.5, max_frames=32, seek=False)
+    set_shift(int(1 / av.open(str(dense_gop_clip)).streams.video[0].time_base))
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    got = read_clip(dense_gop_clip, fps=0.5, max_frames=32, threads=2)
+    np.testing.assert_array_equal(got.timestamps, expected.timestamps)
+    np.testing.assert_array_equal(got.frames, expected.frames)
+    assert any(FALLBACK in r.getMessage() and "landed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_invalid_threads_raise(short_clip, threads):
+    with pytest.raises(ValueError, match="threads"):
+        read_clip(short_clip, threads=threads)
