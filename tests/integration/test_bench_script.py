@@ -28,3 +28,23 @@ def test_bench_backbone_smoke_reports_grouped_and_per_pair(tmp_path):
     assert shared["max_abs_score_diff"] < 1e-4
     assert shared["grouped"]["pairs_per_s"] > 0 and shared["per_pair"]["pairs_per_s"] > 0
     assert abs(shared["speedup"] - shared["grouped"]["pairs_per_s"] / shared["per_pair"]["pairs_per_s"]) < 1e-9
+
+
+def test_bench_io_prints_readers_side_by_side_and_the_bars(tmp_path):
+    # 3 s of generated 720p video and a 40 x 50 evaluation: the figures are meaningless at this
+    # size, but every reader must give the sequential read's frames and both bars must be printed.
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_io.py"), "--sections", "read,eval,rerank",
+                           "--minutes", "0.05", "--repeat", "1", "--threads", "2", "--queries", "40", "--depth", "50",
+                           "--model", str(tmp_path / "no_model")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for row in ("read_clip, seeks, 1 thread", "read_clip, seeks, 2 threads", "read_clip, seek=False (sequential)",
+                "decode every frame, no RGB conversion", "evaluate CLI (MLflow on)", "plain ir-measures"):
+        assert row in out, out
+    assert "every seek read gave the sequential read's timestamps and pixels: True (6 frames)" in out
+    assert "a read fell back to sequential decoding: no" in out
+    assert "skipped:" in out and "no_model" in out
+    bars = out.split("== bars ==")[1]
+    assert "read_clip >= 5x faster than decoding every frame" in bars
+    assert "evaluate CLI (MLflow on) <= 1.3x ir-measures" in bars
