@@ -10,6 +10,7 @@ trusted, the default must fall back to the sequential result and say so once.
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -379,3 +380,12 @@ def test_a_lying_index_read_by_threads_falls_back(dense_gop_clip, count_seeks, c
 def test_invalid_threads_raise(short_clip, threads):
     with pytest.raises(ValueError, match="threads"):
         read_clip(short_clip, threads=threads)
+
+
+@pytest.mark.parametrize("time_base", [Fraction(1, 15360), Fraction(1001, 30000), Fraction(1, 90000), Fraction(7, 3)])
+def test_timestamps_in_seconds_are_the_exact_fractions_rounded(time_base):
+    rng = np.random.default_rng(0)
+    pts = [int(x) for x in rng.integers(-10**6, 10**10, 5000)] + list(range(300))
+    assert video._seconds(pts, time_base) == [float(x * time_base) for x in pts]
+    huge = [2**60 + 1, 2**61 + 3]  # beyond float64's exact integers: computed exactly instead
+    assert video._seconds(huge, time_base) == [float(x * time_base) for x in huge]
