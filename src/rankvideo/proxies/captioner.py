@@ -109,7 +109,7 @@ def make_captioner(cfg: Mapping, *, pretrained: str | None = None):
     if name == "none":
         return None
     path = cfg.get("path") or (pretrained if name == "tiny" else None)
-    if not path:
+    if not path or str(path) == "???":
         raise ValueError(f"proxies.captioner.path is required for captioner={name} (a model folder or hub id)")
     if name in ("tiny", "hf"):
         return HFCaptioner(name, str(path), **opts)
