@@ -48,6 +48,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors about the user's inputs or config, whose message says what is wrong and where."""
     from ..data.trec import FormatError
     from ..data.video import VideoReadError
+    from ..data.synthetic.narration import NarrationToolError
     from ..proxies import MissingToolError
     from ..utils.validate import ConfigError
     from .build_model import PretrainedWeightsError
@@ -55,7 +56,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .evaluate import NothingToEvaluateError
 
     return (FormatError, ConfigError, VideoReadError, PretrainedWeightsError, NothingToEvaluateError, TrackingError,
-            MissingToolError, OSError)
+            MissingToolError, NarrationToolError, OSError)
 
 
 @contextlib.contextmanager
