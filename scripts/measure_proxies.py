@@ -9,7 +9,9 @@ videos and compares, per proxy, the tool's text and the template's text with the
 - ASR: word error rate against the narration text (corpus WER: all edits over all reference words);
 - OCR: of the clips with an on-screen word, the share whose OCR output contains it as a whole word;
   of the clips without one, the share with any OCR text (false readings);
-- captions: of the clips whose background shows the kind of event, the share whose caption names it.
+- captions: of the clips whose background shows the kind of event, the share whose caption names
+  it; of the clips showing the place's emblem, the share naming the place; of the clips with an
+  on-screen word, the share naming the word.
 
     python scripts/measure_proxies.py --clips 40
     python scripts/measure_proxies.py --clips 40 --captioner tiny --out experiments/measure_proxies
@@ -82,6 +84,7 @@ def main(argv=None) -> int:
     with_word = [r for r in done if (r["truth"]["scene"].get("text") or {}).get("word")]
     without_word = [r for r in done if r not in with_word]
     textured = [r for r in done if r["truth"]["scene"].get("kind_index", -1) >= 0]
+    emblem = [r for r in done if r["truth"]["scene"].get("place_index", -1) >= 0]
 
     def word_of(r):
         return r["truth"]["scene"]["text"]["word"]
@@ -99,12 +102,14 @@ def main(argv=None) -> int:
         "ocr_accuracy_templates": sum(r["ocr"] == word_of(r) for r in with_word) / max(1, len(with_word)),
         "ocr_false_readings_tools": sum(bool(ocr[r["doc_id"]].strip()) for r in without_word) / max(1, len(without_word)),
         "caption_kind_named_templates": sum(names_kind(r["caption"], r["truth"]["kind"]) for r in textured) / max(1, len(textured)),
+        "caption_place_named_templates": sum(names_kind(r["caption"], r["truth"]["place"]) for r in emblem) / max(1, len(emblem)),
         "build_seconds": round(build_s, 1),
         "tools_seconds": round(tools_s, 1),
         "skipped": info["num_skipped"],
     }
     if cap:
         rows["caption_kind_named_tools"] = sum(names_kind(cap[r["doc_id"]], r["truth"]["kind"]) for r in textured) / max(1, len(textured))
+        rows["caption_place_named_tools"] = sum(names_kind(cap[r["doc_id"]], r["truth"]["place"]) for r in emblem) / max(1, len(emblem))
         rows["caption_word_named_tools"] = sum(ocr_hit(word_of(r), cap[r["doc_id"]]) for r in with_word) / max(1, len(with_word))
     (out / "measure_proxies.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\n{len(done)} narrated clips ({args.engine}), seed {args.seed}; tools {tools_s:.0f} s, build {build_s:.0f} s\n")
@@ -118,6 +123,8 @@ def main(argv=None) -> int:
     if cap:
         print(f"| caption (tiny backbone) | names the kind of event ({len(textured)} clips) | "
               f"{rows['caption_kind_named_tools']:.3f} | {rows['caption_kind_named_templates']:.3f} |")
+        print(f"| caption (tiny backbone) | names the place (emblem shown, {len(emblem)} clips) | "
+              f"{rows['caption_place_named_tools']:.3f} | {rows['caption_place_named_templates']:.3f} |")
         print(f"| caption (tiny backbone) | names the on-screen word | {rows['caption_word_named_tools']:.3f} | - |")
     return 0
 
