@@ -63,7 +63,7 @@ def test_proxies_stage_on_a_miniature_multivent_corpus(tmp_path):
     cfg = tiny_run_cfg(tmp_path / "run", "data=multivent2", f"data.root={data}", "data.val_fraction=0.0",
                        "proxies/captioner=tiny", "proxies.captioner.num_frames=4", "proxies.captioner.max_new_tokens=32",
                        f"proxies/asr={'pocketsphinx' if HAVE_ASR else 'none'}",
-                       f"proxies/ocr={'tesseract' if HAVE_OCR else 'none'}", "proxies.ocr.fps=4.0")
+                       *(["proxies/ocr=tesseract", "proxies.ocr.fps=4.0"] if HAVE_OCR else ["proxies/ocr=none"]))
     info = stage_fn("proxies")(cfg, source="test", pipeline_cfg=cfg)
     out = Path(cfg.paths.proxies_dir)
     assert (info["num_videos"], info["num_written"], info["num_skipped"]) == (4, 3, 1)
