@@ -9,6 +9,7 @@ import importlib
 # stage name -> (module, function)
 STAGES = {
     "synthesize": ("synthesize", "run"),
+    "proxies": ("proxies", "run"),
     "retrieve": ("retrieve", "run"),
     "teacher": ("teacher", "run"),
     "pretrain": ("pretrain", "run"),

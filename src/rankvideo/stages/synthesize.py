@@ -9,6 +9,7 @@ from functools import partial
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.synthetic.build import BenchmarkConfig, VideoSpec, build_benchmark
+from ..data.synthetic.narration import NarrationSpec
 from ..data.synthetic.proxies import ProxyConfig
 from ..tracking import tracked_run
 
@@ -30,6 +31,7 @@ def benchmark_config(cfg: DictConfig) -> BenchmarkConfig:
             seed=int(cfg.seed),
             video=VideoSpec(**data.pop("video")),
             proxies=ProxyConfig(**data.pop("proxies")),
+            narration=NarrationSpec(**(data.pop("narration", None) or {})),
             **data,
             **syn,
         )

@@ -47,6 +47,9 @@ _CHECKS = {
     "pretrain.val_every_n_epochs": "int>=1", "pretrain.num_workers": "int>=0",
     "pretrain.corpus.num_videos": "int>=1", "pretrain.corpus.num_heldout": "int>=1", "pretrain.corpus.fps": ">0",
     "pretrain.corpus.max_frames": "int>=1",
+    "proxies.captioner.num_frames": "int>=1", "proxies.captioner.fps": ">0", "proxies.captioner.max_new_tokens": "int>=1",
+    "proxies.ocr.fps": ">0", "proxies.ocr.max_frames": "int>=1", "proxies.ocr.upscale": "int>=1",
+    "proxies.ocr.min_chars": "int>=0", "proxies.asr.chunk_seconds": ">0",
 }
 for _s in ("stage1", "stage2"):
     _CHECKS.update({f"curriculum.{_s}.epochs": "int>=1", f"curriculum.{_s}.batch_size": "int>=1",
@@ -62,6 +65,9 @@ _CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.
 _CHOICES = {
     "eval.average": ("all_judged", "ranked"),
     "teacher.conventions": ("project", "official"),
+    "proxies.captioner.name": ("tiny", "hf", "vllm", "none"),
+    "proxies.asr.name": ("pocketsphinx", "whisper", "none"),
+    "proxies.ocr.name": ("tesseract", "easyocr", "none"),
     "peft.quant_type": ("nf4", "fp4"),
     "peft.compute_dtype": ("bfloat16", "float16", "float32"),
 }
