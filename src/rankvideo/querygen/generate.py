@@ -21,6 +21,7 @@ folder, so the filters, the teacher and the mining read them as any training que
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import logging
 from dataclasses import dataclass
@@ -124,8 +125,6 @@ def generate_answers(jobs: list[Job], proxies: Mapping[str, Proxies], make_gener
                     answers[j.index] = str(text)
                     append(fh, {"key": keys[j.index], "job": j.index, "doc_id": j.doc_id, "variant": j.variant,
                                 "answer": answers[j.index]}, sync=False)
-                import os
-
                 os.fsync(fh.fileno())
                 bar.update(len(part))
         bar.close()

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 # Which `paths.*` folders each stage writes (file paths inside them follow by interpolation).
 OUTPUTS = {
     "synthesize": ("benchmark",),
+    "generate_queries": (),
     "retrieve": ("retrieve_dir",),
     "rerank": ("rerank_dir",),
     "rerank_stage1": ("rerank_stage1_dir",),
