@@ -70,8 +70,9 @@ class HFGenerator:
         out = []
         for msgs, seed in zip(messages, seeds):
             ids = self.tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+            # Only the first line is parsed: stop there instead of writing a paragraph.
             kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                      "pad_token_id": self.tok.pad_token_id}
+                      "pad_token_id": self.tok.pad_token_id, "stop_strings": ["\n"], "tokenizer": self.tok}
             if self.do_sample:
                 kwargs.update(temperature=self.temperature, top_p=self.top_p)
                 torch.manual_seed(int(seed))
@@ -94,7 +95,7 @@ class VLLMGenerator:
     def generate(self, messages: list[list[dict]], seeds: list[int]) -> list[str]:
         from vllm import SamplingParams
 
-        params = [SamplingParams(max_tokens=self.max_new_tokens, temperature=self.temperature if self.do_sample else 0.0,
+        params = [SamplingParams(max_tokens=self.max_new_tokens, stop=["\n"], temperature=self.temperature if self.do_sample else 0.0,
                                  top_p=self.top_p if self.do_sample else 1.0, seed=int(s)) for s in seeds]
         return [o.outputs[0].text for o in self.llm.chat(messages, params, use_tqdm=False)]
 
