@@ -4,9 +4,9 @@
 - `empty`: nothing left after cleaning;
 - `refusal`: the model declined or talked about itself ("I cannot", "As an AI", "I'm sorry"...);
 - `too_short` / `too_long`: fewer than `min_words` or more than `max_words` words (or `max_chars`);
-- `copied`: the query is the evidence copied verbatim or near-verbatim (a run of at least
-  `copy_fraction` of its words appears contiguously in the evidence, for queries of at least
-  `copy_min_words` words);
+- `copied`: the query is the evidence copied verbatim or near-verbatim: a run of at least
+  `copy_fraction` of its words appears contiguously in the evidence, and the query has at least
+  `copy_min_words` words or that run is at least `copy_fraction` of the whole evidence;
 and `QueryFilter` adds `duplicate`: a query whose normalised words overlap an already kept query's
 by at least `dup_jaccard` (Jaccard over word sets; identical queries included).
 
@@ -108,7 +108,9 @@ def parse_query(raw: str, evidence: str, cfg: ParseConfig = ParseConfig()) -> tu
         return None, "too_short"
     if len(w) > cfg.max_words or len(text) > cfg.max_chars:
         return None, "too_long"
-    if len(w) >= cfg.copy_min_words and _longest_run(w, words(evidence)) >= cfg.copy_fraction * len(w):
+    ev = words(evidence)
+    run = _longest_run(w, ev)
+    if run >= cfg.copy_fraction * len(w) and (len(w) >= cfg.copy_min_words or run >= cfg.copy_fraction * len(ev)):
         return None, "copied"
     return text, None
 
