@@ -37,7 +37,7 @@ CASES = [
 ]
 SHORT_EVIDENCE = [
     ("Lisbon flood live", None, "copied"),  # the whole (short) evidence, word for word
-    ("Lisbon flood live footage", None, "copied"),
+    ("Lisbon flood live footage", "Lisbon flood live footage", None),  # 3 of 4 words: below copy_fraction
     ("flood footage from Lisbon", "flood footage from Lisbon", None),
 ]
 
