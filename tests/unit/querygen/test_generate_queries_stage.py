@@ -1,6 +1,7 @@
 """The generate_queries stage end to end with a real tiny causal LM built here (generator=hf):
-inside synthesize (synthesis.queries=generator), feeding the first stage and the teacher
-unchanged; standalone, killed (SIGKILL) mid-run and resumed to the same output."""
+standalone on a miniature benchmark folder; inside synthesize (synthesis.queries=generator),
+feeding the first stage and the teacher unchanged (slow); killed (SIGKILL) mid-run and resumed to
+the same output (slow)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,34 @@ def _overrides(tiny_lm: Path) -> list[str]:
             "generator.max_new_tokens=12", "generator.do_sample=true", "generator.batch_size=2"]
 
 
+def _mini_benchmark(root: Path) -> Path:
+    """A benchmark folder in the real layout, just big enough for a few jobs (no videos are read)."""
+    root.mkdir(parents=True)
+    docs = [{"doc_id": f"v{i}", "video": f"videos/v{i}.mp4", "title": f"Flood in Lisbon {i}", "description": "Video filmed in Lisbon.",
+             "caption": f"A red circle moves left. Then {i} boats appear.", "asr": "We are live in Lisbon." if i % 2 else "",
+             "ocr": "EVACUATE" if i < 2 else ""} for i in range(4)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text(json.dumps({"qid": "q00000", "text": "flood in Lisbon", "split": "test"}) + "\n")
+    return root
+
+
+def test_generate_queries_stage_with_a_real_tiny_lm(tmp_path, tiny_lm):
+    bench = _mini_benchmark(tmp_path / "bench")
+    cfg = tiny_run_cfg(tmp_path, "tracking.enabled=false", "generator.num_queries=6", f"paths.benchmark={bench}",
+                       "synthesis=all_only", *_overrides(tiny_lm))
+    out = stage_fn("generate_queries")(cfg)
+    assert out["jobs"] == 6 and out["answers_generated_now"] == 6 and out["generator"] == "hf"
+    assert out["kept"] + sum(out["drops"].values()) == 6 and out["kept"] > 0
+    folder = Path(cfg.generator.out_dir)
+    rows = [json.loads(ln) for ln in (folder / "queries.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in rows] == [f"s{i:05d}" for i in range(out["kept"])]
+    assert all(r["variant"] == "all" and r["split"] == "train" and r["source_doc"] in {"v0", "v1", "v2", "v3"} for r in rows)
+    assert json.loads((folder / "drops.json").read_text())["drops"] == out["drops"]
+    again = stage_fn("generate_queries")(cfg)  # every answer is journaled: nothing is generated twice
+    assert again["answers_resumed"] == 6 and again["answers_generated_now"] == 0 and again["kept"] == out["kept"]
+
+
+@pytest.mark.slow
 def test_synthesize_with_generator_feeds_retrieve_and_teacher(tmp_path, tiny_lm):
     cfg = tiny_run_cfg(tmp_path, "synthesis.queries=generator", "data.synthetic_train_queries=16", *_overrides(tiny_lm))
     manifest = stage_fn("synthesize")(cfg)
@@ -42,6 +71,15 @@ def test_synthesize_with_generator_feeds_retrieve_and_teacher(tmp_path, tiny_lm)
     assert all(qrels[q.qid] == {rows[q.qid]["source_doc"]: 3} for q in generated)
     tsv = (Path(cfg.paths.benchmark) / "queries_train.tsv").read_text().splitlines()
     assert [ln.split("\t")[0] for ln in tsv if ln.startswith("s")] == [q.qid for q in generated]
+    # MLflow: the synthesize run carries the generation's counts, drop reasons as metrics
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{Path(cfg.paths.experiments).resolve()}/mlflow.db")
+    run = next(r for r in mlflow.search_runs(experiment_names=[cfg.tracking.experiment], output_format="list")
+               if r.info.run_name.startswith("synthesize"))
+    assert run.data.metrics["generated/kept"] == gen["count"] and run.data.tags["config.generator"] == "hf"
+    assert {k: int(v) for k, v in run.data.metrics.items() if k.startswith("dropped/")} == {
+        f"dropped/{k}": v for k, v in gen["drops"].items()}
     # the first stage and the teacher's filters and mining read them like any training query
     stage_fn("retrieve")(cfg)
     metrics = stage_fn("teacher")(cfg)
@@ -69,6 +107,7 @@ _KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_generate_queries_resumes_after_kill(tmp_path, tiny_lm):
     cfg = tiny_run_cfg(tmp_path, "tracking.enabled=false", "generator.num_queries=10", *_overrides(tiny_lm))
     stage_fn("synthesize")(cfg)
