@@ -79,3 +79,23 @@ def test_selection_numbers_kept_queries_and_counts_drops(tmp_path):
     assert (tmp_path / "queries_train.tsv").read_text() == "s00000\tstorm in Lagos with red car\n"
     assert (tmp_path / "qrels_train.trec").read_text().split() == ["s00000", "0", "v0", "3"]
     assert json.loads((tmp_path / "drops.json").read_text())["drops"] == drops
+
+
+def test_merge_adds_train_queries_and_refuses_clashing_ids(tmp_path):
+    from rankvideo.data.benchmark import Benchmark
+    from rankvideo.querygen.generate import merge_into_benchmark
+
+    (tmp_path / "corpus.jsonl").write_text('{"doc_id": "v0", "video": "v0.mp4"}\n{"doc_id": "v1", "video": "v1.mp4"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"qid": "q00000", "text": "flood in Lisbon", "split": "test"}\n')
+    (tmp_path / "qrels.trec").write_text("q00000 0 v0 3\n")
+    (tmp_path / "manifest.json").write_text('{"num_queries": {"train": 0, "val": 0, "test": 1}}')
+    rows = [{"qid": "s00000", "text": "storm in Lagos with red car", "split": "train", "variant": "caption",
+             "qtype": "generated", "source_doc": "v1", "job": 0}]
+    manifest = merge_into_benchmark(tmp_path, rows, 1, {"drops": {"empty": 2}})
+    bench = Benchmark(tmp_path)
+    assert [(q.qid, q.split, q.qtype) for q in bench.queries()] == [("q00000", "test", None), ("s00000", "train", "generated")]
+    assert bench.qrels("train") == {"s00000": {"v1": 1}} and bench.qrels() == {"q00000": {"v0": 3}, "s00000": {"v1": 1}}
+    assert manifest["num_queries"] == {"train": 1, "val": 0, "test": 1} and manifest["generated_queries"]["count"] == 1
+    assert len(manifest["sha256"]) == 64
+    with pytest.raises(ValueError, match="generated query ids \\['s00000'\\] already exist"):
+        merge_into_benchmark(tmp_path, rows, 1, {})
