@@ -10,6 +10,7 @@ import importlib
 STAGES = {
     "synthesize": ("synthesize", "run"),
     "proxies": ("proxies", "run"),
+    "generate_queries": ("generate_queries", "run"),
     "retrieve": ("retrieve", "run"),
     "teacher": ("teacher", "run"),
     "pretrain": ("pretrain", "run"),

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 OUTPUTS = {
     "synthesize": ("benchmark",),
     "proxies": ("proxies_dir",),
+    "generate_queries": (),
     "retrieve": ("retrieve_dir",),
     "rerank": ("rerank_dir",),
     "rerank_stage1": ("rerank_stage1_dir",),

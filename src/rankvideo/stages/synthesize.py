@@ -24,6 +24,7 @@ def benchmark_config(cfg: DictConfig) -> BenchmarkConfig:
         raise ValueError(f"the synthesize stage builds data=synthetic; data={data.get('name')!r} is read by its own stage")
     for node in (data, syn):
         node.pop("name", None)
+    syn.pop("queries", None)  # who writes the extra training queries: decided in run()
     data.pop("source", None)
     data.pop("positive_min_grade", None)  # read by the training stages, not by the builder
     try:
@@ -39,16 +40,35 @@ def benchmark_config(cfg: DictConfig) -> BenchmarkConfig:
         raise ValueError(f"invalid data/synthesis config: {e}") from None
 
 
-def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
+def _queries_mode(cfg: DictConfig) -> str:
+    mode = str(OmegaConf.select(cfg, "synthesis.queries", default="templates") or "templates")
+    if mode not in ("templates", "generator"):
+        raise ValueError(f"synthesis.queries={mode!r}: must be templates or generator")
+    return mode
+
+
+def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None, make_generator=None) -> dict:
+    """Build the benchmark; with synthesis.queries=generator, a language model (conf/generator/)
+    writes the extra training queries (`s...`) from the videos' text proxies instead of templates.
+    `make_generator` (tests) replaces the configured model."""
     out = str(cfg.paths.benchmark)
+    generated = _queries_mode(cfg) == "generator"
     if cfg.data.name == "multivent2":
         from ..data.multivent import build_multivent
 
         build = partial(build_multivent, OmegaConf.to_container(cfg.data, resolve=True), out, seed=int(cfg.seed))
     else:
-        build = partial(build_benchmark, benchmark_config(cfg), out)
+        bc = benchmark_config(cfg)
+        if generated:  # the generator writes the synthetic training queries, not the templates
+            bc.synthetic_train_queries = 0
+        build = partial(build_benchmark, bc, out)
     with tracked_run(cfg, "synthesize", source=source, pipeline_cfg=pipeline_cfg) as tr:
         manifest = build()
+        if generated:
+            from .generate_queries import generate_into_benchmark
+
+            build_seconds = manifest["build_seconds"]
+            manifest = {**generate_into_benchmark(cfg, out, tr, make_generator), "build_seconds": build_seconds}
         tr.log_metrics({
             "num_videos": manifest["num_videos"],
             **{f"num_queries/{k}": v for k, v in manifest["num_queries"].items()},

@@ -60,9 +60,15 @@ _CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.
                 "curriculum.stage2.val_depth": "int>=1", "curriculum.stage2.val_every_n_epochs": "int>=1",
                 "curriculum.stage2.negatives_with_replacement": "bool", "peft.quantize_4bit": "bool",
                 "peft.double_quant": "bool", "peft.gradient_checkpointing": "bool"})
+_CHECKS.update({"generator.max_new_tokens": "int>=1", "generator.batch_size": "int>=1", "generator.do_sample": "bool",
+                "generator.temperature": ">0", "generator.parse.min_words": "int>=1", "generator.parse.max_words": "int>=1",
+                "generator.parse.max_chars": "int>=1", "generator.parse.copy_min_words": "int>=1",
+                "generator.parse.copy_fraction": ">0", "generator.parse.dup_jaccard": ">0"})
 
 # Keys with a fixed set of values (checked where present).
 _CHOICES = {
+    "synthesis.queries": ("templates", "generator"),
+    "generator.name": ("smollm2", "hf", "vllm"),
     "eval.average": ("all_judged", "ranked"),
     "teacher.conventions": ("project", "official"),
     "proxies.captioner.name": ("tiny", "hf", "vllm", "none"),
