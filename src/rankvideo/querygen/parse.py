@@ -3,6 +3,10 @@
 `parse_query(raw, evidence, cfg)` -> (query, None) or (None, reason), reason one of:
 - `empty`: nothing left after cleaning;
 - `refusal`: the model declined or talked about itself ("I cannot", "As an AI", "I'm sorry"...);
+- `chatter`: the model talked to the user instead of answering ("Sure!", "I'm ready to help",
+  "Let me know...");
+- `repetition`: a decoding loop: a phrase of 2 to 4 words `max_repeats` times or more, or one word
+  that many times in a row ("finish line: finish line: finish line");
 - `too_short` / `too_long`: fewer than `min_words` or more than `max_words` words (or `max_chars`);
 - `copied`: the query is the evidence copied verbatim or near-verbatim: a run of at least
   `copy_fraction` of its words appears contiguously in the evidence, and the query has at least
@@ -11,7 +15,8 @@ and `QueryFilter` adds `duplicate`: a query whose normalised words overlap an al
 by at least `dup_jaccard` (Jaccard over word sets; identical queries included).
 
 Cleaning keeps the first non-empty line, removes a leading label ("Query:", "Search query:",
-"Here is a search query:"), list markers and surrounding quotes or backticks.
+"Here is a search query:", "This is a search query:"), list markers and surrounding quotes or
+backticks.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DROP_REASONS = ("no_evidence", "empty", "refusal", "too_short", "too_long", "copied", "duplicate")
+DROP_REASONS = ("no_evidence", "empty", "refusal", "chatter", "too_short", "too_long", "repetition", "copied",
+                "duplicate")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class ParseConfig:
     copy_fraction: float = 0.8
     copy_min_words: int = 6
     dup_jaccard: float = 0.8
+    max_repeats: int = 3
 
     @staticmethod
     def from_mapping(m) -> "ParseConfig":
@@ -41,7 +48,7 @@ class ParseConfig:
 
 
 _LABEL = re.compile(
-    r"^\s*(?:[-*•]|\d+[.)])?\s*(?:\*\*)?\s*(?:here(?:'s| is) (?:a |the |one |my )?)?"
+    r"^\s*(?:[-*•]|\d+[.)])?\s*(?:\*\*)?\s*(?:(?:here(?:'s| is)|this is) (?:a |the |one |my )?)?"
     r"(?:(?:short |possible |example |generated |final )?(?:search )?query|answer|output|search)\s*(?:\*\*)?\s*[:\-–]\s*(?:\*\*)?",
     re.IGNORECASE,
 )
@@ -51,6 +58,12 @@ _REFUSAL = re.compile(
     r"\b(?:i (?:cannot|can't|can not|am unable|'m unable|won't|will not|do not|don't) |i'm sorry|i am sorry|"
     r"sorry,? (?:but )?i|as an ai|as a language model|language model|i apologi[sz]e|unable to (?:help|assist|comply)|"
     r"not able to (?:help|assist)|cannot (?:help|assist|provide|generate))",
+    re.IGNORECASE,
+)
+_CHATTER = re.compile(
+    r"^(?:sure|certainly|of course|okay|ok|absolutely|great|hello|hi)\b|"
+    r"\b(?:(?:ready|happy|glad) to (?:help|assist)|let me know|feel free|i hope (?:this|that)|"
+    r"how can i (?:help|assist)|what (?:kind of|type of)? ?(?:query|video) (?:would|do) you)",
     re.IGNORECASE,
 )
 _EDGE_QUOTES = re.compile(f"^[{_QUOTES}]+|[{_QUOTES}]+\\.?$")
@@ -82,6 +95,23 @@ def clean(raw: str) -> str:
     return " ".join(text.split())
 
 
+def _repeats(w: list[str], times: int) -> bool:
+    """A phrase of 2 to 4 words occurring `times` times or more, or one word `times` times in a row."""
+    run = 1
+    for a, b in zip(w, w[1:]):
+        run = run + 1 if a == b else 1
+        if run >= times:
+            return True
+    for n in (2, 3, 4):
+        counts: dict[tuple[str, ...], int] = {}
+        for i in range(len(w) - n + 1):
+            gram = tuple(w[i:i + n])
+            counts[gram] = counts.get(gram, 0) + 1
+            if counts[gram] >= times:
+                return True
+    return False
+
+
 def _longest_run(query: list[str], evidence: list[str]) -> int:
     """Length of the longest contiguous run of `query` words that appears contiguously in `evidence`."""
     best = 0
@@ -103,11 +133,15 @@ def parse_query(raw: str, evidence: str, cfg: ParseConfig = ParseConfig()) -> tu
         return None, "empty"
     if _REFUSAL.search(text):
         return None, "refusal"
+    if _CHATTER.search(text):
+        return None, "chatter"
     w = words(text)
     if len(w) < cfg.min_words:
         return None, "too_short"
     if len(w) > cfg.max_words or len(text) > cfg.max_chars:
         return None, "too_long"
+    if _repeats(w, cfg.max_repeats):
+        return None, "repetition"
     ev = words(evidence)
     run = _longest_run(w, ev)
     if run >= cfg.copy_fraction * len(w) and (len(w) >= cfg.copy_min_words or run >= cfg.copy_fraction * len(ev)):

@@ -72,8 +72,8 @@ def test_selection_numbers_kept_queries_and_counts_drops(tmp_path):
     rows, drops = select_queries(jobs, answers, evidence, ParseConfig(), existing=["Parade in Lima at dusk"])
     assert [(r["qid"], r["text"], r["source_doc"]) for r in rows] == [("s00000", "storm in Lagos with red car", "v0")]
     assert rows[0]["split"] == "train" and rows[0]["qtype"] == "generated" and rows[0]["variant"] == "caption"
-    assert drops == {"no_evidence": 1, "empty": 0, "refusal": 1, "too_short": 0, "too_long": 0, "copied": 1,
-                     "duplicate": 2}
+    assert drops == {"no_evidence": 1, "empty": 0, "refusal": 1, "chatter": 0, "too_short": 0, "too_long": 0,
+                     "repetition": 0, "copied": 1, "duplicate": 2}
     assert sum(drops.values()) + len(rows) == len(jobs)
     write_generated(tmp_path, rows, drops, 3, {"generator": "scripted"})
     assert (tmp_path / "queries_train.tsv").read_text() == "s00000\tstorm in Lagos with red car\n"

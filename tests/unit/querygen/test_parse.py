@@ -34,6 +34,14 @@ CASES = [
     ('"The word EVACUATE is written at the bottom of the screen."', None, "copied"),
     ("the video shows a red circle that moves LEFT today", None, "copied"),  # near-verbatim: 8 of 10 words in a run
     ("EVACUATE", None, "too_short"),
+    ("This is a search query: storm in Quito with a red circle", "storm in Quito with a red circle", None),
+    ("Quito: finish line: finish line: finish line: finish line", None, "repetition"),
+    ("marathon marathon marathon in Quito", None, "repetition"),
+    ("the red circle and the blue square in the flood", "the red circle and the blue square in the flood", None),
+    ("I'm ready to help you write a search query.", None, "chatter"),
+    ("Sure! Here is what you asked for", None, "chatter"),
+    ("Let me know if you need another query", None, "chatter"),
+    ("Okay, flood in Lisbon", None, "chatter"),
 ]
 SHORT_EVIDENCE = [
     ("Lisbon flood live", None, "copied"),  # the whole (short) evidence, word for word
