@@ -1,0 +1,129 @@
+"""MultiVENT 2.0 from the raw videos alone (issue 15's bar): the root pipeline's `proxies` stage makes
+the text proxies when `data=multivent2 data.proxy_source=tools`, `synthesize` reads them from
+`paths.proxies_dir` and (with `synthesis.queries=generator`) writes generated `s...` training queries,
+and the teacher, the mining and both training stages run on them. With the default config the stage
+is a no-op that writes one small file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, tiny_run_cfg
+from rankvideo.data.benchmark import Benchmark
+from rankvideo.stages import stage_fn
+from test_proxies_stage import HAVE_ASR, HAVE_OCR, WORDS, _miniature
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "querygen"))
+from querygen_tiny_lm import tiny_lm  # noqa: E402,F401  (fixture)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _write_jsonl(path: Path, rows: dict[str, str]) -> None:
+    path.write_text("".join(json.dumps({"doc_id": d, "text": t}) + "\n" for d, t in rows.items()))
+
+
+def test_root_proxies_stage_is_a_cheap_noop_unless_multivent2_reads_tool_proxies(tmp_path):
+    for overrides in ([], ["data=multivent2", f"data.root={tmp_path / 'nowhere'}"]):  # default world; MV2 with given texts
+        cfg = tiny_run_cfg(tmp_path / "run", *overrides)
+        info = stage_fn("proxies")(cfg, source="dvc", pipeline_cfg=cfg)
+        out = Path(cfg.paths.proxies_dir)
+        assert info["ran"] is False and "proxy_source" in info["reason"]
+        assert sorted(p.name for p in out.iterdir()) == ["proxies_info.json"]  # no video read, no model loaded
+        before = (out / "proxies_info.json").read_bytes()
+        stage_fn("proxies")(cfg, source="dvc", pipeline_cfg=cfg)
+        assert (out / "proxies_info.json").read_bytes() == before  # same bytes: synthesize stays up to date
+    # The Hydra entry (`python src/proxies.py`) always runs: here it fails on the missing folder.
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        stage_fn("proxies")(cfg, source="cli", pipeline_cfg=cfg)
+
+
+def test_the_root_pipeline_runs_proxies_before_synthesize_with_declared_params():
+    import dvc.api
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert stages["proxies"]["cmd"] == "python -m rankvideo.stages proxies"
+    assert stages["proxies"]["outs"] == [{"${paths.proxies_dir}": {"persist": True}}]
+    assert "${paths.proxies_dir}" in stages["synthesize"]["deps"] and "paths.proxies_dir" in stages["synthesize"]["params"]
+    assert not (REPO / "pipelines" / "proxies" / "dvc.yaml").exists()  # one stage owns the folder
+    cwd = os.getcwd()
+    try:
+        os.chdir(REPO)
+        params = dvc.api.params_show(stages="proxies")
+    finally:
+        os.chdir(cwd)
+    assert set(params) == {"data", "paths", "proxies", "trainer", "tracking"}
+    assert params["paths"]["proxies_dir"] == "artifacts/proxies" and params["data"]["proxy_source"] == "templates"
+
+
+def test_synthesize_reads_the_proxies_dir_with_proxy_source_tools(tmp_path):
+    data = _miniature(tmp_path)
+    cfg = tiny_run_cfg(tmp_path / "run", "data=multivent2", f"data.root={data}", "data.val_fraction=0.0",
+                       "data.proxy_source=tools")
+    folder = Path(cfg.paths.proxies_dir)
+    with pytest.raises(FileNotFoundError, match="proxies_info.json"):  # the proxies stage has not run
+        stage_fn("synthesize")(cfg, source="test", pipeline_cfg=cfg)
+    folder.mkdir(parents=True)
+    captions = {d: f"a video about {w.lower()}" for d, w in WORDS.items()}
+    _write_jsonl(folder / "captions.jsonl", captions)
+    _write_jsonl(folder / "asr.jsonl", {d: f"speech {d}" for d in WORDS})
+    _write_jsonl(folder / "ocr.jsonl", {d: "STALE" for d in WORDS})  # left by an earlier run: not listed, not read
+    (folder / "proxies_info.json").write_text(json.dumps({"files": ["captions.jsonl", "asr.jsonl"]}))
+    stage_fn("synthesize")(cfg, source="test", pipeline_cfg=cfg)
+    corpus = {d.doc_id: d for d in Benchmark(cfg.paths.benchmark).corpus()}
+    assert {d: corpus[d].caption for d in WORDS} == captions
+    assert {d: corpus[d].asr for d in WORDS} == {d: f"speech {d}" for d in WORDS}
+    assert not any(corpus[d].ocr for d in WORDS)
+    # Texts given by hand and tool-made ones are exclusive, said with the key.
+    bad = tiny_run_cfg(tmp_path / "run", "data=multivent2", f"data.root={data}", "data.proxy_source=tools",
+                       f"data.captions={folder / 'captions.jsonl'}")
+    with pytest.raises(ValueError, match="data.captions"):
+        stage_fn("synthesize")(bad, source="test", pipeline_cfg=bad)
+
+
+@pytest.mark.slow  # see the report's timing: the tiny captioner and three trainings on 2 busy cores
+def test_raw_multivent_videos_to_stage2(tmp_path, tiny_lm):
+    """Videos, queries CSV and judgments only: proxies -> synthesize (generated queries) -> retrieve ->
+    teacher (labels, mining) -> build_model -> stage 1 -> stage 2, as `dvc exp run` chains them."""
+    data = _miniature(tmp_path)
+    assert not list(data.glob("*.jsonl*")) or all("multivent_2_" in p.name for p in data.glob("*.jsonl"))
+    cfg = tiny_run_cfg(
+        tmp_path / "run", "data=multivent2", f"data.root={data}", "data.val_fraction=0.0", "data.proxy_source=tools",
+        "retrieval.fields=[caption,asr]",
+        "proxies/captioner=tiny", "proxies.captioner.num_frames=4", "proxies.captioner.max_new_tokens=32",
+        f"proxies/asr={'pocketsphinx' if HAVE_ASR else 'none'}",
+        *(["proxies/ocr=tesseract", "proxies.ocr.fps=4.0"] if HAVE_OCR else ["proxies/ocr=none"]),
+        "synthesis.queries=generator", "synthesis=all_only", "generator=hf", f"generator.model={tiny_lm}",
+        "generator.dtype=float32", "generator.device_map=null", "generator.max_new_tokens=12", "generator.do_sample=true",
+        "generator.batch_size=4", "generator.num_queries=24")
+    for name in ("proxies", "synthesize", "retrieve", "teacher", "build_model", "stage1", "stage2"):
+        stage_fn(name)(cfg, source="dvc", pipeline_cfg=cfg)  # `dvc` as in the root pipeline: the proxies gate is open
+
+    out = Path(cfg.paths.proxies_dir)
+    info = json.loads((out / "proxies_info.json").read_text())
+    assert (info["num_written"], list(info["skipped"])) == (3, ["399"])  # every readable video; the broken one skipped
+    captions = {r["doc_id"]: r["text"] for r in map(json.loads, (out / "captions.jsonl").read_text().splitlines())}
+    assert set(captions) == set(WORDS) and all(captions.values())
+
+    bench = Benchmark(cfg.paths.benchmark)
+    corpus = {d.doc_id: d for d in bench.corpus()}
+    assert {d: corpus[d].caption for d in WORDS} == captions  # the benchmark carries the tool-made proxies
+    generated = [q for q in bench.queries("train") if q.qid.startswith("s")]
+    assert generated and all(q.qtype == "generated" for q in generated)
+
+    labels = [json.loads(ln) for ln in Path(cfg.paths.teacher_labels).read_text().splitlines()]
+    labelled = {r["query_id"] for r in labels}
+    assert labelled & {q.qid for q in generated}  # generated queries carry teacher labels
+    assert all(0.0 <= r["teacher_p_yes"] <= 1.0 and r["role"] in {"positive", "trusted", "hard"} for r in labels)
+    teacher = json.loads((Path(cfg.paths.teacher_dir) / "metrics.json").read_text())
+    assert teacher["records"] == len(labels) and any(r["role"] != "positive" for r in labels)  # mined negatives
+
+    stage2 = Path(cfg.paths.stage2_dir)
+    assert (stage2 / "metrics.json").is_file() or any(stage2.rglob("*.safetensors")), sorted(p.name for p in stage2.iterdir())
+    assert any(stage2.rglob("*.safetensors"))
