@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, tiny_run_cfg
+from conftest import REPO, make_scratch_project, sh, tiny_run_cfg
 from rankvideo.data.benchmark import Benchmark
 from rankvideo.stages import stage_fn
 from test_multivent2 import miniature  # noqa: F401  (fixture: MultiVENT layout from the tiny embedded clips)
@@ -103,8 +104,9 @@ def test_raw_multivent_videos_to_stage2(miniature, tiny_lm):
         *(["proxies/ocr=tesseract", "proxies.ocr.fps=1.0"] if HAVE_OCR else ["proxies/ocr=none"]),
         "synthesis.queries=generator", "synthesis=all_only", "generator=hf", f"generator.model={tiny_lm}",
         "generator.dtype=float32", "generator.device_map=null", "generator.max_new_tokens=12", "generator.do_sample=true",
-        "generator.batch_size=8", "generator.num_queries=24",
-        # The tiny captioner's texts are weak evidence: the paper's query filters would drop every query of
+        "generator.batch_size=8", "generator.num_queries=96",
+        # 96 jobs: the random tiny writer's words seldom retrieve their video, and the paper's filter drops a query
+        # whose positive the first stage misses (3 generated queries survive here). The tiny captioner's texts are weak evidence: the paper's query filters would drop every query of
         # 30 videos, so this run keeps them and lets a query without a trusted negative use its hardest one.
         "teacher.mining.drop_misclassified_positives=false", "teacher.mining.max_neg_pos_ratio=null",
         "teacher.mining.fallback_trusted=true")
@@ -133,3 +135,31 @@ def test_raw_multivent_videos_to_stage2(miniature, tiny_lm):
 
     stage2 = Path(cfg.paths.stage2_dir)
     assert any(stage2.rglob("*.safetensors")), sorted(p.name for p in stage2.iterdir())
+
+
+@pytest.mark.slow  # a scratch DVC project running the whole pipeline: minutes on 2 busy cores
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for a DVC repo")
+def test_the_documented_command_on_raw_multivent_videos(miniature, tiny_lm, tmp_path):
+    """docs/benchmark.md's one command (`dvc exp run -S data=multivent2 -S data.proxy_source=tools
+    -S synthesis.queries=generator ...`), with the tiny local writer in place of SmolLM2."""
+    _, data, ids, _ = miniature
+    scratch = make_scratch_project(tmp_path / "project")
+    shutil.copytree(data, scratch / "data" / "multivent2", ignore=shutil.ignore_patterns("captions.jsonl", "asr.jsonl"))
+    sh(scratch, "dvc", "commit", "-f", "data.dvc")
+    sets = ["data=multivent2", "data.proxy_source=tools", "retrieval.fields=[caption,asr]", "synthesis.queries=generator",
+            "data.val_fraction=0.25", "proxies.captioner.num_frames=4", "proxies.captioner.max_new_tokens=24",
+            f"proxies/asr={'pocketsphinx' if HAVE_ASR else 'none'}", *([] if HAVE_OCR else ["proxies/ocr=none"]),
+            "proxies.ocr.fps=1.0", "generator=hf", f"generator.model={tiny_lm}", "generator.dtype=float32",
+            "generator.device_map=null", "generator.max_new_tokens=12", "generator.do_sample=true", "generator.num_queries=96",
+            "teacher.mining.drop_misclassified_positives=false", "teacher.mining.max_neg_pos_ratio=null",
+            "teacher.mining.fallback_trusted=true"]
+    out = sh(scratch, "dvc", "exp", "run", "-n", "raw", *[a for s in sets for a in ("-S", s)], timeout=1500)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
+    assert {"proxies", "synthesize", "retrieve", "teacher", "stage1", "stage2", "rerank", "evaluate"} <= ran
+    info = json.loads((scratch / "artifacts" / "proxies" / "proxies_info.json").read_text())
+    assert info["num_written"] == len(ids) and "captions.jsonl" in info["files"]
+    generated = [q for q in Benchmark(scratch / "artifacts" / "benchmark").queries("train") if q.qid.startswith("s")]
+    labels = {json.loads(ln)["query_id"] for ln in (scratch / "artifacts" / "teacher" / "labels.jsonl").read_text().splitlines()}
+    assert generated and labels & {q.qid for q in generated}
+    metrics = json.loads((scratch / "artifacts" / "evaluate" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["rerank"]["nDCG@10"] <= 1.0
