@@ -89,7 +89,7 @@ def test_synthesize_reads_the_proxies_dir_with_proxy_source_tools(tmp_path):
         stage_fn("synthesize")(bad, source="test", pipeline_cfg=bad)
 
 
-@pytest.mark.slow  # see the report's timing: the tiny captioner and three trainings on 2 busy cores
+@pytest.mark.slow  # 92 s on 2 busy cores (30 videos captioned, 96 generator jobs, three trainings)
 def test_raw_multivent_videos_to_stage2(miniature, tiny_lm):
     """Videos, queries CSV and judgments only: proxies -> synthesize (generated queries) -> retrieve ->
     teacher (labels, mining) -> build_model -> stage 1 -> stage 2, as `dvc exp run` chains them."""
@@ -137,7 +137,7 @@ def test_raw_multivent_videos_to_stage2(miniature, tiny_lm):
     assert any(stage2.rglob("*.safetensors")), sorted(p.name for p in stage2.iterdir())
 
 
-@pytest.mark.slow  # a scratch DVC project running the whole pipeline: minutes on 2 busy cores
+@pytest.mark.slow  # 273 s on 2 busy cores: a scratch DVC project running the whole pipeline
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for a DVC repo")
 def test_the_documented_command_on_raw_multivent_videos(miniature, tiny_lm, tmp_path):
     """docs/benchmark.md's one command (`dvc exp run -S data=multivent2 -S data.proxy_source=tools
