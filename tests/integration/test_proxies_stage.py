@@ -94,25 +94,3 @@ def test_proxies_stage_on_a_miniature_multivent_corpus(tmp_path):
     assert {d: corpus[d].caption for d in WORDS} == captions
     if HAVE_OCR:
         assert "FLOOD" in corpus["150"].ocr.split()
-
-
-def test_the_dvc_stage_is_outside_the_default_pipeline_and_reads_declared_params():
-    import dvc.api
-    import yaml
-
-    from conftest import REPO
-    from rankvideo.stages.__main__ import DVC_ADDRESS
-
-    assert "proxies" not in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]  # plain `dvc repro` never runs it
-    stage = yaml.safe_load((REPO / "pipelines" / "proxies" / "dvc.yaml").read_text())["stages"]["proxies"]
-    assert stage["wdir"] == "../.." and stage["cmd"] == "python -m rankvideo.stages proxies"
-    cwd = os.getcwd()
-    try:
-        os.chdir(REPO)
-        params = dvc.api.params_show(stages=DVC_ADDRESS["proxies"])
-    finally:
-        os.chdir(cwd)
-    assert params["paths"]["proxies_dir"] == "artifacts/proxies"
-    assert (params["proxies"]["captioner"]["name"], params["proxies"]["asr"]["name"], params["proxies"]["ocr"]["name"]) == \
-        ("tiny", "pocketsphinx", "tesseract")
-    assert set(params) == {"data", "paths", "proxies", "trainer", "tracking"}

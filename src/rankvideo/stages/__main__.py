@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 
 from . import STAGES, stage_fn
 
-# Stages that live in their own dvc.yaml, outside the default `dvc repro` (optional tools).
-DVC_ADDRESS = {"proxies": "pipelines/proxies/dvc.yaml:proxies"}
+# Stages that live in their own dvc.yaml, outside the default `dvc repro` (none at present).
+DVC_ADDRESS: dict[str, str] = {}
 
 
 def main(argv: list[str] | None = None) -> int:

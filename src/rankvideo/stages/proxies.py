@@ -6,6 +6,12 @@ skips with their reasons) and the resume journal `progress.jsonl`.
 Videos: `data=multivent2`: every video under `data.videos` (shard layout or one folder), before
 any benchmark exists; `data=synthetic`: the corpus of the built benchmark (`paths.benchmark`).
 Backends: `proxies/captioner`, `proxies/asr`, `proxies/ocr` (see `rankvideo.proxies`).
+
+In the root DVC pipeline (`source="dvc"`, before `synthesize`) the stage reads the videos only
+when `synthesize` will read what it writes: `data=multivent2` with `data.proxy_source=tools`.
+Otherwise (the embedded world, or MultiVENT 2.0 with the captions and transcripts the user gave)
+it is a no-op that writes only `proxies_info.json` saying so; the embedded world's tool-made
+proxies read the built benchmark, so they come from `python src/proxies.py` (docs/proxies.md).
 """
 
 from __future__ import annotations
@@ -38,9 +44,30 @@ def list_videos(cfg: DictConfig) -> list[tuple[str, str]]:
     return videos[: int(limit)] if limit is not None else videos
 
 
+def pipeline_reads_proxies(cfg: DictConfig) -> bool:
+    """Whether `synthesize` reads this stage's files: MultiVENT 2.0 with `data.proxy_source=tools`."""
+    return cfg.data.name == "multivent2" and str(OmegaConf.select(cfg, "data.proxy_source", default="given")) == "tools"
+
+
+def _noop(cfg: DictConfig) -> dict:
+    from ..utils.io import write_json
+
+    out = Path(str(cfg.paths.proxies_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"ran": False,
+            "reason": f"data={cfg.data.name} with data.proxy_source="
+                      f"{OmegaConf.select(cfg, 'data.proxy_source', default='given')}: synthesize reads no tool-made proxies "
+                      "(the DVC stage reads videos for data=multivent2 data.proxy_source=tools only)"}
+    write_json(out / "proxies_info.json", info)  # deterministic: the no-op leaves synthesize up to date
+    log.info("proxies: nothing to do (%s)", info["reason"])
+    return info
+
+
 def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None) -> dict:
     from ..proxies.extract import extract_proxies
 
+    if source == "dvc" and not pipeline_reads_proxies(cfg):
+        return _noop(cfg)
     videos = list_videos(cfg)
     if not videos:
         raise ValueError("the proxies stage found no videos to read")

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import partial
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -47,6 +49,33 @@ def _queries_mode(cfg: DictConfig) -> str:
     return mode
 
 
+def multivent_data(cfg: DictConfig) -> dict:
+    """The `data` node for `build_multivent`. With `data.proxy_source=tools` the captions, ASR and
+    OCR files are the ones the proxies stage wrote into `paths.proxies_dir` (those its
+    `proxies_info.json` lists); `given` (the default) keeps `data.captions/asr/ocr` as set."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    mode = str(data.pop("proxy_source", None) or "given")
+    if mode == "given":
+        return data
+    if mode != "tools":
+        raise ValueError(f"data.proxy_source={mode!r}: must be given or tools for data=multivent2")
+    given = [k for k in ("captions", "asr", "ocr") if data.get(k)]
+    if given:
+        raise ValueError(f"data.proxy_source=tools takes data.{given[0]} from paths.proxies_dir; leave "
+                         f"data.{', data.'.join(given)} null, or use data.proxy_source=given")
+    folder = Path(str(cfg.paths.proxies_dir))
+    info_path = folder / "proxies_info.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    if not info.get("files"):
+        raise FileNotFoundError(f"{info_path}: no proxies from the videos (run the proxies stage with data=multivent2 "
+                                "data.proxy_source=tools, e.g. `dvc exp run`, or `python src/proxies.py data=multivent2`)")
+    for key, name in (("captions", "captions.jsonl"), ("asr", "asr.jsonl"), ("ocr", "ocr.jsonl")):
+        if name in info["files"]:
+            data[key] = str(folder / name)
+    log.info("text proxies from the proxies stage (%s): %s", folder, ", ".join(info["files"]))
+    return data
+
+
 def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = None, make_generator=None) -> dict:
     """Build the benchmark; with synthesis.queries=generator, a language model (conf/generator/)
     writes the extra training queries (`s...`) from the videos' text proxies instead of templates.
@@ -56,7 +85,7 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
     if cfg.data.name == "multivent2":
         from ..data.multivent import build_multivent
 
-        build = partial(build_multivent, OmegaConf.to_container(cfg.data, resolve=True), out, seed=int(cfg.seed))
+        build = partial(build_multivent, multivent_data(cfg), out, seed=int(cfg.seed))
     else:
         bc = benchmark_config(cfg)
         if generated:  # the generator writes the synthetic training queries, not the templates
