@@ -10,7 +10,8 @@ Inputs (paths in `conf/data/multivent2.yaml`, under `data/` and tracked by `data
   judged video (a judged video missing from disk stays in the qrels, so it counts against recall,
   and is logged);
 - optional text features, JSONL `{doc_id, text}`: captions and ASR (what the first stage and the
-  teacher read).
+  teacher read), and OCR (kept in the corpus records as `ocr` when given); the `proxies` stage
+  writes all three from the videos (docs/proxies.md).
 
 Validation queries are carved from the train queries with a seeded split (`val_fraction`);
 MultiVENT 2.0 has no official validation split.
@@ -91,6 +92,7 @@ def build_multivent(data: Mapping, out_dir: str | Path, *, seed: int) -> dict:
 
     captions = read_text_features(data["captions"]) if data.get("captions") else {}
     asr = read_text_features(data["asr"]) if data.get("asr") else {}
+    ocr = read_text_features(data["ocr"]) if data.get("ocr") else None
     layout = str(data.get("video_layout", "auto"))
     on_disk = videos_on_disk(videos_root) if layout != "shard" else {}
     judged_docs = sorted({d for docs in all_qrels.values() for d in docs})
@@ -102,7 +104,10 @@ def build_multivent(data: Mapping, out_dir: str | Path, *, seed: int) -> dict:
         if path is None:
             missing.append(doc)
             continue
-        records.append({"doc_id": doc, "video": str(path.resolve()), "caption": captions.get(doc, ""), "asr": asr.get(doc, "")})
+        record = {"doc_id": doc, "video": str(path.resolve()), "caption": captions.get(doc, ""), "asr": asr.get(doc, "")}
+        if ocr is not None:  # only when given: corpora converted without OCR keep their bytes
+            record["ocr"] = ocr.get(doc, "")
+        records.append(record)
     if missing:
         log.warning("%d judged video(s) not on disk under %s: left out of the corpus, still in the qrels (first: %s)",
                     len(missing), videos_root, missing[0])

@@ -9,6 +9,8 @@ import importlib
 # stage name -> (module, function)
 STAGES = {
     "synthesize": ("synthesize", "run"),
+    "proxies": ("proxies", "run"),
+    "generate_queries": ("generate_queries", "run"),
     "retrieve": ("retrieve", "run"),
     "teacher": ("teacher", "run"),
     "pretrain": ("pretrain", "run"),

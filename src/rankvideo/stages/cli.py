@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 # Which `paths.*` folders each stage writes (file paths inside them follow by interpolation).
 OUTPUTS = {
     "synthesize": ("benchmark",),
+    "proxies": ("proxies_dir",),
+    "generate_queries": (),
     "retrieve": ("retrieve_dir",),
     "rerank": ("rerank_dir",),
     "rerank_stage1": ("rerank_stage1_dir",),
@@ -47,13 +49,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors about the user's inputs or config, whose message says what is wrong and where."""
     from ..data.trec import FormatError
     from ..data.video import VideoReadError
+    from ..data.synthetic.narration import NarrationToolError
+    from ..proxies import MissingToolError
     from ..utils.validate import ConfigError
     from .build_model import PretrainedWeightsError
     from ..tracking import TrackingError
     from .evaluate import NothingToEvaluateError
 
     return (FormatError, ConfigError, VideoReadError, PretrainedWeightsError, NothingToEvaluateError, TrackingError,
-            OSError)
+            MissingToolError, NarrationToolError, OSError)
 
 
 @contextlib.contextmanager

@@ -47,6 +47,9 @@ _CHECKS = {
     "pretrain.val_every_n_epochs": "int>=1", "pretrain.num_workers": "int>=0",
     "pretrain.corpus.num_videos": "int>=1", "pretrain.corpus.num_heldout": "int>=1", "pretrain.corpus.fps": ">0",
     "pretrain.corpus.max_frames": "int>=1",
+    "proxies.captioner.num_frames": "int>=1", "proxies.captioner.fps": ">0", "proxies.captioner.max_new_tokens": "int>=1",
+    "proxies.ocr.fps": ">0", "proxies.ocr.max_frames": "int>=1", "proxies.ocr.upscale": "int>=1",
+    "proxies.ocr.min_chars": "int>=0", "proxies.asr.chunk_seconds": ">0",
 }
 for _s in ("stage1", "stage2"):
     _CHECKS.update({f"curriculum.{_s}.epochs": "int>=1", f"curriculum.{_s}.batch_size": "int>=1",
@@ -57,11 +60,20 @@ _CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.
                 "curriculum.stage2.val_depth": "int>=1", "curriculum.stage2.val_every_n_epochs": "int>=1",
                 "curriculum.stage2.negatives_with_replacement": "bool", "peft.quantize_4bit": "bool",
                 "peft.double_quant": "bool", "peft.gradient_checkpointing": "bool"})
+_CHECKS.update({"generator.max_new_tokens": "int>=1", "generator.batch_size": "int>=1", "generator.do_sample": "bool",
+                "generator.temperature": ">0", "generator.parse.min_words": "int>=1", "generator.parse.max_words": "int>=1",
+                "generator.parse.max_chars": "int>=1", "generator.parse.copy_min_words": "int>=1",
+                "generator.parse.copy_fraction": ">0", "generator.parse.dup_jaccard": ">0"})
 
 # Keys with a fixed set of values (checked where present).
 _CHOICES = {
+    "synthesis.queries": ("templates", "generator"),
+    "generator.name": ("smollm2", "hf", "vllm"),
     "eval.average": ("all_judged", "ranked"),
     "teacher.conventions": ("project", "official"),
+    "proxies.captioner.name": ("tiny", "hf", "vllm", "none"),
+    "proxies.asr.name": ("pocketsphinx", "whisper", "none"),
+    "proxies.ocr.name": ("tesseract", "easyocr", "none"),
     "peft.quant_type": ("nf4", "fp4"),
     "peft.compute_dtype": ("bfloat16", "float16", "float32"),
 }

@@ -33,6 +33,7 @@ from ..trec import write_qrels
 from ..video import write_video
 from ...utils.io import progress
 from . import proxies as P
+from .narration import NarrationSpec, speak
 from .queries import VARIANTS, VISUAL_KINDS, QuerySpec, VideoTruth, grade, sample_query
 from .scenes import Scene, render, sample_scene
 from .world import EVENT_KINDS, GENERIC_SCREEN, PLACES, Event, sample_events
@@ -81,6 +82,14 @@ class BenchmarkConfig:
     visual_qtypes: dict = field(default_factory=lambda: {k: 1.0 for k in VISUAL_KINDS})
     place_rate: float = 0.5
     num_workers: int = 2
+    # A spoken narration track per clip (the templated transcript, synthesised), so that the
+    # `proxies` stage's speech recognition hears real speech. Off by default: the default
+    # benchmark stays byte-identical.
+    narration: NarrationSpec = field(default_factory=NarrationSpec)
+    # Where the corpus' caption/asr/ocr texts come from: `templates` (written from the ground
+    # truth, the default) or `tools` (the `proxies` stage's files in `tool_proxies`).
+    proxy_source: str = "templates"
+    tool_proxies: str | None = None
 
     def validate(self) -> None:
         bad = set(self.variants) - set(VARIANTS)
@@ -97,13 +106,47 @@ class BenchmarkConfig:
             raise ValueError(f"data.synthetic_train_queries must be >= 0, got {self.synthetic_train_queries}")
         if self.video.width % 2 or self.video.height % 2:
             raise ValueError("data.video.width and height must be even (H.264 with yuv420p)")
+        self.narration.validate()
+        if self.proxy_source not in ("templates", "tools"):
+            raise ValueError(f"data.proxy_source={self.proxy_source!r}: choose templates or tools")
+        if self.proxy_source == "tools" and not self.tool_proxies:
+            raise ValueError("data.proxy_source=tools needs data.tool_proxies: the folder the proxies stage wrote "
+                             "(captions.jsonl, asr.jsonl, ocr.jsonl; docs/proxies.md)")
 
 
-def _render_one(args: tuple[str, dict]) -> str:
-    path, scene_dict = args
+def _render_one(args: tuple) -> str:
+    path, scene_dict = args[:2]
+    narration = args[2] if len(args) > 2 else None  # (text, NarrationSpec) when narrated
     if not os.path.exists(path):  # resume: videos are written atomically, so a file is complete
-        write_video(path, render(Scene.from_dict(scene_dict)), fps=scene_dict["fps"])
+        audio, rate = speak(narration[0], narration[1]) if narration else (None, 16000)
+        write_video(path, render(Scene.from_dict(scene_dict)), fps=scene_dict["fps"], audio=audio, audio_rate=rate)
     return path
+
+
+def _apply_tool_proxies(records: list[dict], folder: str) -> dict[str, int]:
+    """Replace the templated caption/asr/ocr of every record with the proxies stage's texts in
+    `folder`; returns how many records each file covered. A file that is absent leaves its field
+    templated (logged); a video the file does not name gets an empty text (counted, logged)."""
+    from ..multivent import read_text_features
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data.tool_proxies={folder}: no such folder; run the proxies stage on the narrated "
+                                "benchmark first (docs/proxies.md)")
+    covered: dict[str, int] = {}
+    for field_name, file_name in (("caption", "captions.jsonl"), ("asr", "asr.jsonl"), ("ocr", "ocr.jsonl")):
+        path = root / file_name
+        if not path.is_file():
+            log.warning("%s: absent, the corpus keeps its templated %s texts", path, field_name)
+            continue
+        texts = read_text_features(path)
+        covered[field_name] = sum(r["doc_id"] in texts for r in records)
+        missing = [r["doc_id"] for r in records if r["doc_id"] not in texts]
+        if missing:
+            log.warning("%s: %d corpus videos have no %s text (empty; first: %s)", path, len(missing), field_name, missing[0])
+        for r in records:
+            r[field_name] = texts.get(r["doc_id"], "")
+    return covered
 
 
 def _sample_corpus(cfg: BenchmarkConfig) -> tuple[list[dict], dict[str, VideoTruth]]:
@@ -235,8 +278,15 @@ def build_benchmark(cfg: BenchmarkConfig, out_dir: str | os.PathLike) -> dict:
     marker.write_text(fingerprint)
 
     records, truths = _sample_corpus(cfg)
-    jobs = [(str(stage / r["video"]), r["truth"]["scene"]) for r in records]
-    todo = sum(not os.path.exists(p) for p, _ in jobs)
+    if cfg.narration.enabled:
+        cfg.narration.check_tool()  # once, with the apt line, before any worker starts
+        # The narrator speaks the templated transcript (the ASR proxy), whatever the proxy source.
+        jobs = [(str(stage / r["video"]), r["truth"]["scene"], (r["asr"], cfg.narration)) for r in records]
+    else:
+        jobs = [(str(stage / r["video"]), r["truth"]["scene"]) for r in records]
+    if cfg.proxy_source == "tools":
+        _apply_tool_proxies(records, str(cfg.tool_proxies))
+    todo = sum(not os.path.exists(p) for p, *_ in jobs)
     if todo < len(jobs):
         log.info("resuming: %d of %d videos already rendered in %s", len(jobs) - todo, len(jobs), stage)
     bar = progress(len(jobs), "render videos", "video")
@@ -302,4 +352,11 @@ def _cfg_dict(cfg: BenchmarkConfig) -> dict:
 
     d = asdict(cfg)
     d.pop("num_workers")  # does not change the output
+    # Options at their defaults are left out, so the default benchmark's manifest (and hash) is
+    # what it was before they existed.
+    if not cfg.narration.enabled:
+        d.pop("narration")
+    if cfg.proxy_source == "templates":
+        d.pop("proxy_source")
+        d.pop("tool_proxies")
     return d
