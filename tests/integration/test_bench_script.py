@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -30,6 +32,7 @@ def test_bench_backbone_smoke_reports_grouped_and_per_pair(tmp_path):
     assert abs(shared["speedup"] - shared["grouped"]["pairs_per_s"] / shared["per_pair"]["pairs_per_s"]) < 1e-9
 
 
+@pytest.mark.slow  # about 23 s: encodes a 720p clip and runs the evaluate CLI four times
 def test_bench_io_prints_readers_side_by_side_and_the_bars(tmp_path):
     # 3 s of generated 720p video and a 40 x 50 evaluation: the figures are meaningless at this
     # size, but every reader must give the sequential read's frames and both bars must be printed.

@@ -85,6 +85,7 @@ def test_exp_run_set_param_reaches_the_code(scratch):
     assert yaml.safe_load((scratch / "params.yaml").read_text())["retrieval"]["depth"] == 7
 
 
+@pytest.mark.slow  # about 85 s; test_exp_run_set_param_reaches_the_code covers `dvc exp run -S` by default
 def test_exp_run_loss_weight_and_compare(scratch):
     """`dvc exp run -S loss.pairwise=0.3` retrains stage 2 (not stage 1) with that weight, and
     `dvc exp show` / `dvc metrics diff` compare it with the committed baseline."""

@@ -62,7 +62,7 @@ def test_oracle_rerank_prints_every_oracle_and_the_judgments_bound_them(ranked):
     assert all(0.0 <= v <= values["qrels"] + 1e-12 for v in values.values())
 
 
-@pytest.mark.parametrize("context", ["video", "caption"])
+@pytest.mark.parametrize("context", [pytest.param("video", marks=pytest.mark.slow), "caption"])  # video: about 25 s
 def test_probe_binding_learns_from_the_words_alone(ranked, context):
     # The `text` control: the answer is set by the colour word, so the score must separate the
     # held-out questions after a few dozen steps (the `colour` task is the one that does not),

@@ -33,6 +33,7 @@ def _rerank_cli(root: Path, out: Path, *extra: str) -> subprocess.CompletedProce
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
+@pytest.mark.slow  # about 60 s: two torchrun launches and a resume
 def test_two_ranks_give_the_one_process_run_and_resume_across_rank_counts(trained):
     root = trained
     one, two = root / "rerank_1", root / "rerank_2"
