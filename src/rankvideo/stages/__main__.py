@@ -17,9 +17,6 @@ from omegaconf import OmegaConf
 
 from . import STAGES, stage_fn
 
-# Stages that live in their own dvc.yaml, outside the default `dvc repro` (none at present).
-DVC_ADDRESS: dict[str, str] = {}
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rankvideo.stages", description=__doc__.splitlines()[0])
@@ -28,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     import dvc.api
 
-    params = dvc.api.params_show(stages=DVC_ADDRESS.get(args.stage, args.stage))
+    params = dvc.api.params_show(stages=args.stage)
     cfg = OmegaConf.create(params)
     OmegaConf.set_struct(cfg, True)  # reading an undeclared key raises instead of returning None
     # The stage sees only its declared params; the grouping key of the MLflow runs of one

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..data.multivent import PROXY_FILES
 from ..data.synthetic.build import BenchmarkConfig, VideoSpec, build_benchmark
 from ..data.synthetic.narration import NarrationSpec
 from ..data.synthetic.proxies import ProxyConfig
@@ -49,6 +50,10 @@ def _queries_mode(cfg: DictConfig) -> str:
     return mode
 
 
+# The `data=multivent2` key of each proxy file, by corpus field.
+DATA_KEYS = {"caption": "captions", "asr": "asr", "ocr": "ocr"}
+
+
 def multivent_data(cfg: DictConfig) -> dict:
     """The `data` node for `build_multivent`. With `data.proxy_source=tools` the captions, ASR and
     OCR files are the ones the proxies stage wrote into `paths.proxies_dir` (those its
@@ -59,7 +64,7 @@ def multivent_data(cfg: DictConfig) -> dict:
         return data
     if mode != "tools":
         raise ValueError(f"data.proxy_source={mode!r}: must be given or tools for data=multivent2")
-    given = [k for k in ("captions", "asr", "ocr") if data.get(k)]
+    given = [k for k in DATA_KEYS.values() if data.get(k)]
     if given:
         raise ValueError(f"data.proxy_source=tools takes data.{given[0]} from paths.proxies_dir; leave "
                          f"data.{', data.'.join(given)} null, or use data.proxy_source=given")
@@ -69,9 +74,9 @@ def multivent_data(cfg: DictConfig) -> dict:
     if not info.get("files"):
         raise FileNotFoundError(f"{info_path}: no proxies from the videos (run the proxies stage with data=multivent2 "
                                 "data.proxy_source=tools, e.g. `dvc exp run`, or `python src/proxies.py data=multivent2`)")
-    for key, name in (("captions", "captions.jsonl"), ("asr", "asr.jsonl"), ("ocr", "ocr.jsonl")):
+    for field, name in PROXY_FILES.items():
         if name in info["files"]:
-            data[key] = str(folder / name)
+            data[DATA_KEYS[field]] = str(folder / name)
     log.info("text proxies from the proxies stage (%s): %s", folder, ", ".join(info["files"]))
     return data
 

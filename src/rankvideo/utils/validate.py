@@ -30,6 +30,7 @@ def _is_num(v) -> bool:
 _RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "int>=1": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "int>=0": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "int>=2": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
     ">0": (lambda v: _is_num(v) and v > 0, "a number > 0"),
     ">=0": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
     "[0,1)": (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -63,7 +64,8 @@ _CHECKS.update({"curriculum.stage2.num_negatives": "int>=1", "curriculum.stage2.
 _CHECKS.update({"generator.max_new_tokens": "int>=1", "generator.batch_size": "int>=1", "generator.do_sample": "bool",
                 "generator.temperature": ">0", "generator.parse.min_words": "int>=1", "generator.parse.max_words": "int>=1",
                 "generator.parse.max_chars": "int>=1", "generator.parse.copy_min_words": "int>=1",
-                "generator.parse.copy_fraction": ">0", "generator.parse.dup_jaccard": ">0"})
+                "generator.parse.copy_fraction": ">0", "generator.parse.dup_jaccard": ">0",
+                "generator.parse.max_repeats": "int>=2"})
 
 # Keys with a fixed set of values (checked where present).
 _CHOICES = {

@@ -19,6 +19,7 @@ def test_defaults_keep_templated_queries_and_the_builder_input():
     ("synthesis.queries=llm", "synthesis.queries='llm': must be one of templates, generator"),
     ("generator.max_new_tokens=0", "generator.max_new_tokens=0: must be an integer >= 1"),
     ("generator.do_sample=maybe", "generator.do_sample='maybe': must be true or false"),
+    ("generator.parse.max_repeats=1", "generator.parse.max_repeats=1: must be an integer >= 2"),
 ])
 def test_bad_values_are_refused(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

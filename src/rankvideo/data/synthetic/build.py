@@ -127,14 +127,14 @@ def _apply_tool_proxies(records: list[dict], folder: str) -> dict[str, int]:
     """Replace the templated caption/asr/ocr of every record with the proxies stage's texts in
     `folder`; returns how many records each file covered. A file that is absent leaves its field
     templated (logged); a video the file does not name gets an empty text (counted, logged)."""
-    from ..multivent import read_text_features
+    from ..multivent import PROXY_FILES, read_text_features
 
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"data.tool_proxies={folder}: no such folder; run the proxies stage on the narrated "
                                 "benchmark first (docs/proxies.md)")
     covered: dict[str, int] = {}
-    for field_name, file_name in (("caption", "captions.jsonl"), ("asr", "asr.jsonl"), ("ocr", "ocr.jsonl")):
+    for field_name, file_name in PROXY_FILES.items():
         path = root / file_name
         if not path.is_file():
             log.warning("%s: absent, the corpus keeps its templated %s texts", path, field_name)
