@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..data.synthetic.pretraining import FORMS, QTYPES, Example, PretrainCorpus, sample_example
+from ..data.synthetic.pretraining import FORMS, GENERAL_QTYPES, QTYPES, Example, PretrainCorpus, sample_example
 from ..models.prompts import USER, build_caption_messages, build_messages, build_question_messages
 from ..models.scoring import IGNORE_INDEX, answer_target, caption_target, encode_conversations, encode_target_examples
 from ..eval.metrics import roc_auc
@@ -228,8 +228,8 @@ class PretrainDataModule(L.LightningDataModule):
                     if form == "caption":
                         out.append(sample_example(self.corpus.videos[index], "caption", form, rng))
                         continue
-                    for k in range(len(QTYPES)):  # the next type in turn that this clip and form support
-                        qtype = QTYPES[(turn + k) % len(QTYPES)]
+                    for k in range(len(GENERAL_QTYPES)):  # the next type in turn that this clip and form support
+                        qtype = GENERAL_QTYPES[(turn + k) % len(GENERAL_QTYPES)]
                         ex = None
                         for _ in range(20):
                             ex = sample_example(self.corpus.videos[index], qtype, form, rng)
@@ -239,6 +239,28 @@ class PretrainDataModule(L.LightningDataModule):
                             out.append(ex)
                             turn += k + 1
                             break
+        # A type beyond the first round's (`search`) is asked only by runs that train it: one question
+        # per held-out video and yes/no form, from its own stream, so the set above stays as it was.
+        extra = [q for q in QTYPES if q not in GENERAL_QTYPES and q in self.trained_qtypes()]
+        rng = np.random.default_rng([self.seed, _HELDOUT_STREAM, 1])
+        for qtype in extra:
+            for index in self.corpus.heldout_indices:
+                for form in self.heldout_per_video:
+                    if form == "caption":
+                        continue
+                    for _ in range(50):
+                        ex = sample_example(self.corpus.videos[index], qtype, form, rng)
+                        if ex is not None:
+                            out.append(ex)
+                            break
+        return out
+
+    def trained_qtypes(self) -> set[str]:
+        """Every question type some phase of this run draws from."""
+        out = set(self.qtypes)
+        for phase in self.schedule:
+            if phase.qtypes is not None:
+                out |= set(phase.qtypes)
         return out
 
     def collate(self, item: tuple[int | None, list[list[Example]]]) -> dict:

@@ -12,7 +12,9 @@ from conftest import compose_cfg
 from rankvideo.data.synthetic.build import BenchmarkConfig, VideoSpec, _sample_corpus, _sample_queries
 from rankvideo.data.synthetic.pretraining import (
     FORMS,
+    GENERAL_QTYPES,
     QTYPES,
+    SEARCH_LEADS,
     PretrainCorpus,
     PretrainCorpusConfig,
     PretrainVideo,
@@ -173,3 +175,34 @@ def test_built_corpus_decodes_like_the_benchmark_and_resumes(tmp_path, workers):
 def test_corpus_config_is_checked():
     with pytest.raises(ValueError, match="num_videos > num_heldout"):
         PretrainCorpusConfig(num_videos=5, num_heldout=5).validate()
+
+
+def test_search_queries_are_judged_by_the_worlds_grade():
+    # A clip of a flood in Lisbon: a large red circle then a small blue square, the word FLOOD.
+    v = _video([RED_CIRCLE, BLUE_SQUARE], text=OnScreenText("FLOOD", 0.0, 4.0), kind="flood", place="Lisbon")
+    rng = np.random.default_rng(11)
+    kinds = ("flood", "wildfire", "protest", "festival", "earthquake", "marathon", "storm", "election", "concert",
+             "parade", "strike", "eruption")
+    seen = Counter()
+    for _ in range(600):
+        ex = sample_example(v, "search", "rerank", rng)
+        assert ex is not None and ex.yes_no and ex.text.startswith(SEARCH_LEADS)
+        seen[ex.answer] += 1
+        text = ex.text
+        if ex.answer == "yes":
+            # Relevant: its event and every visible fact hold of the clip.
+            assert [k for k in kinds if k in text] == ["flood"], text
+            assert " in " not in text.split("flood")[1][:4] or "in Lisbon" in text, text
+            assert "nothing red" not in text and "nothing blue" not in text, text
+            assert "exactly two shapes in total" in text or "in total" not in text, text
+            for word in ("FIRE", "UPDATE", "BREAKING", "LIVE"):
+                assert f" {word} " not in f" {text} ", text
+        elif "flood" in text and "Lisbon" in text and "reporter" not in text and "narrator" not in text:
+            # Irrelevant although it names the clip's event: a visible fact must fail.
+            assert not ("exactly two shapes in total" in text and "red circle" not in text and "blue square" not in text
+                        and "screen" not in text), text
+    assert 0.8 < seen["yes"] / seen["no"] < 1.25
+
+
+def test_the_added_search_type_leaves_the_first_rounds_draws_alone():
+    assert "search" in QTYPES and "search" not in GENERAL_QTYPES and QTYPES[: len(GENERAL_QTYPES)] == GENERAL_QTYPES

@@ -42,6 +42,7 @@ import numpy as np
 from ...utils.io import progress, write_json
 from ..video import read_clip, write_video
 from .build import KIND_INDEX, VideoSpec
+from .queries import VISUAL_KINDS, Constraint, QuerySpec, VideoTruth, _visual_constraint, grade
 from .scenes import COLOURS, MOTIONS, SHAPES, Scene, render, sample_scene
 from .world import EVENT_KINDS, GENERIC_SCREEN, PLACES
 
@@ -49,7 +50,9 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FORMS",
+    "GENERAL_QTYPES",
     "QTYPES",
+    "SEARCH_LEADS",
     "Example",
     "PretrainCorpus",
     "PretrainCorpusConfig",
@@ -67,7 +70,10 @@ __all__ = [
 _VIDEOS, _EMBLEMS = 101, 102
 
 QTYPES = ("colour", "shape", "object", "count", "order", "motion", "size", "word", "kind", "place", "absence",
-          "relevance")
+          "relevance", "search")
+# The types of the first pre-training round. The tokenizer's training text and the held-out rotation
+# draw from these only, so that adding a type leaves the shipped tokenizer and held-out set as they were.
+GENERAL_QTYPES = QTYPES[:12]
 FORMS = ("short", "question", "instruct", "rerank", "caption")
 YES, NO = "yes", "no"
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")
@@ -506,9 +512,92 @@ def _relevance_q(v, rng):
     return _Question(f"{text}?", f"Is this video relevant to: {text}?", text, YES if yes else NO)
 
 
+# Openings of a user's search query. None is one of the benchmark's openings (tested), so no search
+# query of the pre-training corpus can be a benchmark query.
+SEARCH_LEADS = ("Clip of", "Scenes from", "Coverage of", "Recording of", "Show me", "Looking for", "Shots of",
+                "Report on", "Broadcast of", "Any footage from", "Need video of", "Clips from")
+# Which evidence the query's constraints come from: visual facts, the on-screen word, both, or what
+# a narrator says (invisible: the frames can only tell its event).
+_SEARCH_EVIDENCE = (("visual", 0.45), ("visual+word", 0.25), ("word", 0.15), ("spoken", 0.15))
+
+
+def _search_constraints(kind: str, scene: Scene, evidence: str, rng) -> tuple[list, list[str]] | None:
+    constraints, phrases = [], []
+    if "visual" in evidence:
+        for k in rng.permutation(len(VISUAL_KINDS)):
+            got = _visual_constraint(VISUAL_KINDS[int(k)], scene, rng)
+            if got:
+                constraints.append(got[0])
+                phrases.append(got[1])
+                break
+    if "word" in evidence:
+        if scene.text is None:
+            return None
+        constraints.append(Constraint("ocr", {"word": scene.text.word}))
+        phrases.append(str(rng.choice([f"with the word {scene.text.word} on screen", f"where the screen reads {scene.text.word}",
+                                       f"and {scene.text.word} written on screen"])))
+    if evidence == "spoken":
+        detail = _pick(rng, EVENT_KINDS[kind]["details"])
+        constraints.append(Constraint("detail", {"detail": detail}))
+        phrases.append(str(rng.choice([f"where the reporter talks about {detail}", f"showing {detail}",
+                                       f"while the narrator mentions {detail}"])))
+    return (constraints, phrases) if constraints else None
+
+
+def _search_q(v, rng):
+    """A search query as a user of a news-video archive writes it: an event (its kind, with its
+    place half of the time) and constraints phrased by the world's query writer
+    (`queries._visual_constraint`: attributes, motion, order, counts, size, negation; the on-screen
+    word; a spoken detail), judged by the world's own `queries.grade` against the clip's truth.
+    Relevant queries are written from the clip itself; irrelevant ones from another kind of event,
+    another place, or another scene of the same event (the first stage's hard negatives: same
+    event, other facts). A spoken detail cannot be seen, so it counts as holding: only the event
+    and the visible facts decide. Partial matches (grades 1-2) are not asked."""
+    yes = rng.random() < 0.5
+    for _ in range(20):  # the answer is drawn first, so that partial matches do not unbalance it
+        q = _search_attempt(v, rng, yes)
+        if q is not None:
+            return q
+    return None
+
+
+def _search_attempt(v, rng, yes: bool):
+    with_place = rng.random() < 0.5
+    kind, place, scene = v.kind, v.place, v.scene
+    if not yes:
+        how = str(rng.choice(["kind", "place", "scene"], p=[0.3, 0.3, 0.4])) if with_place else \
+            str(rng.choice(["kind", "scene"], p=[0.4, 0.6]))
+        if how == "kind":
+            kind = _pick(rng, [k for k in EVENT_KINDS if k != v.kind])
+        elif how == "place":
+            place = _pick(rng, [p for p in PLACES if p != v.place])
+        else:
+            s = v.scene
+            scene = sample_scene(rng, width=s.width, height=s.height, fps=s.fps, seconds=s.seconds, max_objects=4,
+                                 text_words=EVENT_KINDS[v.kind]["screen"] + GENERIC_SCREEN, text_rate=0.5,
+                                 kind_index=s.kind_index, place_index=s.place_index)
+    evidence = _SEARCH_EVIDENCE[int(rng.choice(len(_SEARCH_EVIDENCE), p=[w for _, w in _SEARCH_EVIDENCE]))][0]
+    got = _search_constraints(kind, scene, evidence, rng)
+    if got is None:
+        return None
+    constraints, phrases = got
+    spec = QuerySpec(qid="", text="", variant=evidence, qtype="search", source_doc="", kind=kind,
+                     place=place if with_place else None, constraints=tuple(constraints))
+    details = tuple(c.args["detail"] for c in constraints if c.kind == "detail")
+    g = grade(spec, VideoTruth(kind=v.kind, place=v.place, details=details, scene=v.scene))
+    if g not in (0, 3) or (g == 3) != yes:
+        return None
+    if with_place:
+        anchor = str(rng.choice([f"the {kind} in {place}", f"{kind} in {place}", f"{_a(kind)} in {place}", f"the {place} {kind}"]))
+    else:
+        anchor = str(rng.choice([_a(kind), f"the {kind}", kind]))
+    text = f"{_pick(rng, SEARCH_LEADS)} {anchor} {' '.join(phrases)}"
+    return _Question(f"{text}?", f"Is this video relevant to: {text}?", text, YES if yes else NO)
+
+
 _GENERATORS = {"colour": _colour_q, "shape": _shape_q, "object": _object_q, "count": _count_q, "order": _order_q,
                "motion": _motion_q, "size": _size_q, "word": _word_q, "kind": _kind_q, "place": _place_q,
-               "absence": _absence_q, "relevance": _relevance_q}
+               "absence": _absence_q, "relevance": _relevance_q, "search": _search_q}
 
 # Instruction system prompts of varied length and wording (the `instruct` form).
 INSTRUCTIONS = (
@@ -559,7 +648,7 @@ def tokenizer_texts(videos: list[PretrainVideo], seed: int, per_video: int = 4) 
     for v in videos:
         texts.append(describe(v, rng))
         for _ in range(per_video):
-            q = _GENERATORS[QTYPES[int(rng.integers(len(QTYPES)))]](v, rng)
+            q = _GENERATORS[GENERAL_QTYPES[int(rng.integers(len(GENERAL_QTYPES)))]](v, rng)
             if q is not None:
                 texts += [q.full, q.short, q.answer] + ([q.query] if q.query else [])
     return texts
