@@ -214,6 +214,34 @@ def test_a_round_is_taken_from_an_export_with_its_fingerprint_and_a_changed_expo
         pretrain.run(_cfg(tmp_path / "two", *args))
 
 
+def test_a_shipped_last_round_is_taken_without_training_the_rounds_before_it(tmp_path, monkeypatch):
+    """The shipped backbone is the export of the last of several rounds. On a fresh clone (no run
+    folders) the same plan takes that export for its last round and trains none of the earlier
+    ones; the output lists every round, and a further round continues from it."""
+    from rankvideo.modules.pretraining import PretrainModule
+
+    base = ("pretrain.epochs=1", "pretrain.steps_per_epoch=2", "tracking.enabled=false")
+    more = "pretrain.continued=[{epochs: 1, steps_per_epoch: 3, schedule: [{until: 1.0, forms: {rerank: 1}}]}]"
+    shipped = tmp_path / "one" / "pretrained"
+    first = pretrain.run(_cfg(tmp_path / "one", *base, more, f"paths.pretrain_work={tmp_path / 'work-one'}"))
+
+    trained = []
+    step = PretrainModule.training_step
+    monkeypatch.setattr(PretrainModule, "training_step", lambda self, b, i: trained.append(1) or step(self, b, i))
+    args = (*base, more, f"pretrain.reuse=[{shipped}]", f"paths.pretrain_work={tmp_path / 'work-two'}")
+    again = pretrain.run(_cfg(tmp_path / "two", *args))
+    assert trained == []
+    assert again["sha256"]["model.safetensors"] == first["sha256"]["model.safetensors"]
+    assert [r["steps"] for r in again["rounds"]] == [2, 3] and again["steps"] == 5
+    # Run again in the same folders: still nothing to train, the same record.
+    assert pretrain.run(_cfg(tmp_path / "two", *args))["rounds"] == again["rounds"] and trained == []
+    # A third round trains only itself, from the shipped weights.
+    third = more[:-1] + ", {epochs: 1, steps_per_epoch: 1, schedule: [{until: 1.0, forms: {short: 1}}]}]"
+    out = pretrain.run(_cfg(tmp_path / "three", *base, third, f"pretrain.reuse=[{shipped}]",
+                            f"paths.pretrain_work={tmp_path / 'work-two'}"))
+    assert len(trained) == 1 and [r["steps"] for r in out["rounds"]] == [2, 3, 1]
+
+
 def test_round_settings_are_checked_by_name():
     from rankvideo.utils.validate import ConfigError, validate_config
 

@@ -100,16 +100,27 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
     with tracked_run(cfg, "pretrain", source=source, pipeline_cfg=pipeline_cfg,
                      resume_file=work / fps[-1] / "mlflow_run_id") as tr:
         weights, steps, done = init, 0, []
+        # The last round whose weights exist (trained here, or an export with its fingerprint): the
+        # rounds before it are not needed (a fresh clone continues the shipped last round directly).
+        start = 0
+        for k in reversed(range(len(plan))):
+            earlier = _adopt_export(p.get("reuse") or [], fps[k], work / fps[k] / "model")
+            if earlier is not None:
+                local = _local_records(work, fps, k)
+                start, done = k, (local if local is not None else earlier)
+                steps = sum(int(r["steps"]) for r in done)
+                break
         for k, r in enumerate(plan):
+            if k < start:
+                continue
             run_dir = work / fps[k]
             if len(plan) > 1:
                 log.info("pre-training round %d of %d (%s)", k + 1, len(plan), run_dir)
             if k:  # the first round keeps the seeding of a run without rounds
                 L.seed_everything(int(r["seed"]), workers=True)
-            _adopt_export(p.get("reuse") or [], fps[k], run_dir / "model")
             weights, record = _train_round(cfg, r, corpus, processor, weights, run_dir, tr, steps)
             steps += record["steps"]
-            done.append({"round": k + 1, "fingerprint": fps[k], **record})
+            done.append({"round": k + 1, "fingerprint": fps[k], **{k2: v for k2, v in record.items() if k2 != "earlier_rounds"}})
         last = done[-1]
         seconds = round(time.perf_counter() - t0, 1)
         info = {
@@ -150,12 +161,14 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
 ROUND_INFO = "round_info.json"
 
 
-def _adopt_export(candidates, fingerprint: str, model_dir: Path) -> None:
+def _adopt_export(candidates, fingerprint: str, model_dir: Path) -> list[dict] | None:
     """A round whose weights were exported before (the shipped backbone: its pretrain_info.json has
     the round's fingerprint) is taken from that export, its files checked against its SHA256SUMS,
-    instead of being trained again."""
+    instead of being trained again. Returns None when the round's weights are neither in
+    `model_dir` nor in an export, else the records of the rounds before it that the export lists
+    (empty when it lists none or the weights were trained here)."""
     if (model_dir / ROUND_INFO).exists():
-        return
+        return json.loads((model_dir / ROUND_INFO).read_text()).get("earlier_rounds", [])
     for folder in map(Path, candidates):
         info_file = folder / INFO
         if not info_file.is_file():
@@ -174,8 +187,11 @@ def _adopt_export(candidates, fingerprint: str, model_dir: Path) -> None:
             bad = sorted(k for k in set(listed) | set(found) if listed.get(k) != found.get(k))
             raise ValueError(f"{folder}: files differ from its {SUMS} ({bad}); it cannot stand for round {fingerprint}")
         build = json.loads((folder / "build_info.json").read_text())
-        record = {"steps": info["steps"], "epochs": info["epochs"], "seconds": info["seconds"],
-                  "state_dict_sha256": build["state_dict_sha256"], "heldout": info["heldout"], "adopted_from": str(folder)}
+        earlier = [r for r in info.get("rounds", []) if r.get("fingerprint") != fingerprint]
+        last = next((r for r in info.get("rounds", []) if r.get("fingerprint") == fingerprint), info)
+        record = {"steps": last["steps"], "epochs": last["epochs"], "seconds": last["seconds"],
+                  "state_dict_sha256": build["state_dict_sha256"], "heldout": info["heldout"], "adopted_from": str(folder),
+                  "earlier_rounds": earlier}
         with atomic_dir(model_dir) as tmp:
             tmp.mkdir()
             for f in sorted(folder.iterdir()):
@@ -183,7 +199,19 @@ def _adopt_export(candidates, fingerprint: str, model_dir: Path) -> None:
                     shutil.copy2(f, tmp / f.name)
             write_json(tmp / ROUND_INFO, record)
         log.info("round %s: taken from the export in %s (same fingerprint), not trained again", fingerprint, folder)
-        return
+        return earlier
+    return None
+
+
+def _local_records(work: Path, fps: list[str], k: int) -> list[dict] | None:
+    """The records of rounds 1..k trained (or taken) here, or None if one of them is missing."""
+    out = []
+    for j in range(k):
+        f = work / fps[j] / "model" / ROUND_INFO
+        if not f.exists():
+            return None
+        out.append({"round": j + 1, "fingerprint": fps[j], **json.loads(f.read_text())})
+    return out
 
 
 def _train_round(cfg: DictConfig, r: dict, corpus, processor, weights: Path, run_dir: Path, tr, step_offset: int):
