@@ -28,7 +28,8 @@ pytestmark = pytest.mark.skipif(not (SHIPPED / "model.safetensors").exists(), re
 # Held-out videos asked about (the first of the default pre-training corpus's held-out videos) and
 # the question (form, type) asked about each.
 N_VIDEOS = 8
-QUESTIONS = (("short", "colour"), ("short", "object"), ("short", "kind"), ("rerank", "object"), ("rerank", "relevance"))
+QUESTIONS = (("short", "colour"), ("short", "object"), ("short", "kind"), ("rerank", "object"), ("rerank", "relevance"),
+             ("rerank", "search"))
 
 
 def test_shipped_files_match_the_config_and_the_architecture():
@@ -79,6 +80,6 @@ def test_shipped_weights_answer_fixed_held_out_questions(backbone):
     assert sum(right) >= MIN_RIGHT, f"{sum(right)} of {len(rows)} right; wrong: {wrong}"
 
 
-# The shipped weights (the full 24,000-step run) answer 28 of these 40; a change that makes them
+# The shipped weights (all five rounds, 35,000 steps) answer 39 of these 48; a change that makes them
 # answer fewer is a regression.
-MIN_RIGHT = 28
+MIN_RIGHT = 39
