@@ -17,6 +17,9 @@ from rankvideo.stages.build_model import PretrainedWeightsError, verify_pretrain
 
 
 def _cfg(root: Path, *overrides: str):
+    # One round unless a test gives its own rounds (the configured run has several).
+    if not any(o.startswith("pretrain.continued=") for o in overrides):
+        overrides = ("pretrain.continued=[]", *overrides)
     cfg = compose_cfg([
         "debug=tiny", f"paths.artifacts={root / 'artifacts'}", f"paths.experiments={root / 'experiments'}",
         f"paths.pretrained={root / 'pretrained'}",
