@@ -120,7 +120,8 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
                 L.seed_everything(int(r["seed"]), workers=True)
             weights, record = _train_round(cfg, r, corpus, processor, weights, run_dir, tr, steps)
             steps += record["steps"]
-            done.append({"round": k + 1, "fingerprint": fps[k], **{k2: v for k2, v in record.items() if k2 != "earlier_rounds"}})
+            record = {key: value for key, value in record.items() if key != "earlier_rounds"}
+            done.append({"round": k + 1, "fingerprint": fps[k], **record})
         last = done[-1]
         seconds = round(time.perf_counter() - t0, 1)
         info = {
@@ -210,7 +211,9 @@ def _local_records(work: Path, fps: list[str], k: int) -> list[dict] | None:
         f = work / fps[j] / "model" / ROUND_INFO
         if not f.exists():
             return None
-        out.append({"round": j + 1, "fingerprint": fps[j], **json.loads(f.read_text())})
+        record = json.loads(f.read_text())
+        record.pop("earlier_rounds", None)
+        out.append({"round": j + 1, "fingerprint": fps[j], **record})
     return out
 
 
