@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from ..data.video import _AV_ERRORS, VideoReadError, _check_file
-from . import MissingToolError
+from . import MissingToolError, make_backend
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,7 @@ class WhisperASR:
 
 def make_asr(cfg: Mapping):
     """The recogniser named by `cfg["name"]` (an `asr` config node), or None for `none`."""
-    name = str(cfg.get("name", "none"))
-    opts = {k: v for k, v in dict(cfg).items() if k not in ("name", "max_seconds")}
-    if name == "none":
-        return None
-    if name == "pocketsphinx":
-        return PocketSphinxASR(**opts)
-    if name == "whisper":
-        return WhisperASR(**opts)
-    raise ValueError(f"proxies.asr.name={name!r}: unknown (pocketsphinx | whisper | none)")
+    return make_backend(cfg, "asr", {"pocketsphinx": PocketSphinxASR, "whisper": WhisperASR}, ("max_seconds",))
 
 
 def transcribe_video(asr, path: str, max_seconds: float | None = None) -> str:

@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from . import MissingToolError
+from . import MissingToolError, make_backend
 
 _SPACE = re.compile(r"\s+")
 _WORDISH = re.compile(r"[^\W_]", re.UNICODE)
@@ -100,15 +100,7 @@ class EasyOCR:
 
 def make_ocr(cfg: Mapping):
     """The OCR engine named by `cfg["name"]` (an `ocr` config node), or None for `none`."""
-    name = str(cfg.get("name", "none"))
-    opts = {k: v for k, v in dict(cfg).items() if k not in ("name", "fps", "max_frames", "min_chars")}
-    if name == "none":
-        return None
-    if name == "tesseract":
-        return TesseractOCR(**opts)
-    if name == "easyocr":
-        return EasyOCR(**opts)
-    raise ValueError(f"proxies.ocr.name={name!r}: unknown (tesseract | easyocr | none)")
+    return make_backend(cfg, "ocr", {"tesseract": TesseractOCR, "easyocr": EasyOCR}, ("fps", "max_frames", "min_chars"))
 
 
 def ocr_frames(engine, frames: np.ndarray, min_chars: int = 2) -> str:
