@@ -63,17 +63,25 @@ def share_present(wanted: list, shown: set) -> float:
     return sum(w in shown for w in wanted) / len(wanted) if wanted else 0.0
 
 
-def report_reranker(reranked, first, queries, qrels, depth, base, kind, event) -> None:
-    """How a reranker's head scores separate the query's event (and kind) from the other videos."""
+def head_aucs(scores, heads, kind, event) -> dict[str, list[float]]:
+    """Per query, the AUC of `scores[q][d]` over its head videos `heads[q]` for the query's event
+    (`event(q, d)`) and its kind (`kind(q, d)`) against the other head videos; queries whose head
+    lacks one class are left out. A head video without a score ranks last."""
     auc = {"event": [], "kind": []}
-    top = {"reranker": [], "first stage": []}
-    for q in queries:
-        head = rank_order(first.get(q, {}))[:depth]
-        scores = np.array([reranked.get(q, {}).get(d, -np.inf) for d in head], dtype=float)
+    for q, head in heads.items():
+        values = np.array([scores.get(q, {}).get(d, -np.inf) for d in head], dtype=float)
         for name, key in (("event", event), ("kind", kind)):
-            value = roc_auc(scores, np.array([key(q, d) for d in head], dtype=bool))
+            value = roc_auc(values, np.array([key(q, d) for d in head], dtype=bool))
             if value is not None:
                 auc[name].append(value)
+    return auc
+
+
+def report_reranker(reranked, first, queries, qrels, depth, base, kind, event) -> None:
+    """How a reranker's head scores separate the query's event (and kind) from the other videos."""
+    auc = head_aucs(reranked, {q: rank_order(first.get(q, {}))[:depth] for q in queries}, kind, event)
+    top = {"reranker": [], "first stage": []}
+    for q in queries:
         for name, run in (("reranker", reranked), ("first stage", first)):
             top[name].append(sum(event(q, d) for d in rank_order(run.get(q, {}))[:10]) / 10)
     for name, values in auc.items():

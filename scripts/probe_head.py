@@ -31,18 +31,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rankvideo.data.benchmark import Benchmark  # noqa: E402
 from rankvideo.data.trec import iter_jsonl, rank_order, read_run  # noqa: E402
 from rankvideo.data.video import read_clip  # noqa: E402
 from rankvideo.eval import evaluate  # noqa: E402
-from rankvideo.eval.metrics import roc_auc  # noqa: E402
 from rankvideo.models.grouped import score_queries_for_video  # noqa: E402
 from rankvideo.models.rerank import merge_head_and_tail  # noqa: E402
 from rankvideo.models.tiny import load_backbone  # noqa: E402
 from rankvideo.utils.io import progress  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from oracle_rerank import head_aucs  # noqa: E402
 
 
 def _a(word: str) -> str:
@@ -86,6 +87,13 @@ def main() -> int:
         for d in heads[q.qid]:
             by_video.setdefault(d, []).append(q)
     clips = {d: read_clip(bench.video_path(docs[d]), fps=2.0, max_frames=32) for d in by_video}
+
+    def kind(q, d):
+        return docs[d].truth["kind"] == rows[q]["kind"]
+
+    def event(q, d):
+        return kind(q, d) and docs[d].truth["place"] == rows[q]["place"]
+
     base = evaluate({q: first[q] for q in qids}, qrels, measures=("nDCG@10",)).mean["nDCG@10"]
     print(f"[{args.split}] {len(queries)} queries, {sum(len(v) for v in by_video.values())} pairs; "
           f"first stage nDCG@10 {base:.4f}")
@@ -104,16 +112,7 @@ def main() -> int:
         bar.close()
         print(f"== {path} ({time.time() - t0:.0f} s)")
         for w in wordings:
-            auc = {"event": [], "kind": []}
-            for q in qids:
-                head = heads[q]
-                s = np.array([scores[w][q][d] for d in head])
-                kind = np.array([docs[d].truth["kind"] == rows[q]["kind"] for d in head])
-                event = kind & np.array([docs[d].truth["place"] == rows[q]["place"] for d in head])
-                for name, labels in (("event", event), ("kind", kind)):
-                    value = roc_auc(s, labels)
-                    if value is not None:
-                        auc[name].append(value)
+            auc = head_aucs(scores[w], heads, kind, event)
             run = merge_head_and_tail({q: first[q] for q in qids}, scores[w], args.depth)
             ndcg = evaluate(run, qrels, measures=("nDCG@10",)).mean["nDCG@10"]
             print(f"  {w:6s} nDCG@10 {ndcg:.4f} ({100 * (ndcg / base - 1):+.1f}%)  "
