@@ -15,7 +15,8 @@ What the corpus holds (one record per video, `PretrainVideo`) and what is asked 
   comes first, motion, size, the on-screen word, the kind of event (its background), the place
   (its emblem), absence, relevance of a generic search query (an event and visual facts, true
   or with one fact changed), and `search`: a user's query for a news clip written and judged by
-  the world's query code (`_search_q`); yes/no answers are balanced, open questions have one-word
+  the world's query code (`_search_q`), and `event`: such a query that always names the place,
+  its irrelevant ones mostly another place (`_event_q`); yes/no answers are balanced, open questions have one-word
   or short answers;
 - prompt forms (`FORMS`): `short` (the video, then a terse question: "red circle?"),
   `question` (a full question), `instruct` (an instruction system prompt of varied length and
@@ -71,7 +72,7 @@ __all__ = [
 _VIDEOS, _EMBLEMS = 101, 102
 
 QTYPES = ("colour", "shape", "object", "count", "order", "motion", "size", "word", "kind", "place", "absence",
-          "relevance", "search")
+          "relevance", "search", "event")
 # The types of the first pre-training round. The tokenizer's training text and the held-out rotation
 # draw from these only, so that adding a type leaves the shipped tokenizer and held-out set as they were.
 GENERAL_QTYPES = QTYPES[:12]
@@ -562,12 +563,32 @@ def _search_q(v, rng):
     return None
 
 
-def _search_attempt(v, rng, yes: bool):
-    with_place = rng.random() < 0.5
+def _event_q(v, rng):
+    """A search query (as `_search_q` writes them) that always names the place, about a clip that
+    shows its place's emblem: irrelevant ones name another place (70%) or another kind of event in
+    the same place (30%), the clip's own facts kept. It asks for the whole event, the query's kind
+    and its place together (`search` names another place in 15% of its irrelevant queries). Its
+    terse form is the event alone ("flood in Lisbon?")."""
+    if not v.emblem_shown:
+        return None
+    yes = rng.random() < 0.5
+    for _ in range(20):
+        q = _search_attempt(v, rng, yes, event=True)
+        if q is not None:
+            return q
+    return None
+
+
+def _search_attempt(v, rng, yes: bool, event: bool = False):
+    with_place = True if event else rng.random() < 0.5
     kind, place, scene = v.kind, v.place, v.scene
     if not yes:
-        how = str(rng.choice(["kind", "place", "scene"], p=[0.3, 0.3, 0.4])) if with_place else \
-            str(rng.choice(["kind", "scene"], p=[0.4, 0.6]))
+        if event:
+            how = str(rng.choice(["place", "kind"], p=[0.7, 0.3]))
+        elif with_place:
+            how = str(rng.choice(["kind", "place", "scene"], p=[0.3, 0.3, 0.4]))
+        else:
+            how = str(rng.choice(["kind", "scene"], p=[0.4, 0.6]))
         if how == "kind":
             kind = _pick(rng, [k for k in EVENT_KINDS if k != v.kind])
         elif how == "place":
@@ -593,12 +614,13 @@ def _search_attempt(v, rng, yes: bool):
     else:
         anchor = str(rng.choice([_a(kind), f"the {kind}", kind]))
     text = f"{_pick(rng, SEARCH_LEADS)} {anchor} {' '.join(phrases)}"
-    return _Question(f"{text}?", f"Is this video relevant to: {text}?", text, YES if yes else NO)
+    short = f"{kind} in {place}?" if event else f"{text}?"
+    return _Question(short, f"Is this video relevant to: {text}?", text, YES if yes else NO)
 
 
 _GENERATORS = {"colour": _colour_q, "shape": _shape_q, "object": _object_q, "count": _count_q, "order": _order_q,
                "motion": _motion_q, "size": _size_q, "word": _word_q, "kind": _kind_q, "place": _place_q,
-               "absence": _absence_q, "relevance": _relevance_q, "search": _search_q}
+               "absence": _absence_q, "relevance": _relevance_q, "search": _search_q, "event": _event_q}
 
 # Instruction system prompts of varied length and wording (the `instruct` form).
 INSTRUCTIONS = (
