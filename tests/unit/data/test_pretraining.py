@@ -233,6 +233,11 @@ def test_event_queries_name_the_place_and_turn_on_the_event():
     no = seen["other place"] + seen["other kind"]
     assert 0.8 < seen["yes"] / no < 1.25
     assert 0.6 < seen["other place"] / no < 0.8
+    # The terse form asks the query's event alone, with the same answer.
+    for _ in range(40):
+        ex = sample_example(v, "event", "short", rng)
+        kind, place = ex.text[:-1].split(" in ")
+        assert ex.answer == ("yes" if (kind, place) == ("flood", "Lisbon") else "no"), ex.text
     # A clip without its place's emblem cannot show the place: no event question about it.
     assert sample_example(_video([RED_CIRCLE], emblem=False), "event", "rerank", rng) is None
 

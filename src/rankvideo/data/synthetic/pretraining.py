@@ -16,8 +16,8 @@ What the corpus holds (one record per video, `PretrainVideo`) and what is asked 
   (its emblem), absence, relevance of a generic search query (an event and visual facts, true
   or with one fact changed), and `search`: a user's query for a news clip written and judged by
   the world's query code (`_search_q`), and `event`: such a query that always names the place,
-  its irrelevant ones mostly another place (`_event_q`); yes/no answers are balanced, open questions have one-word
-  or short answers;
+  its irrelevant ones mostly another place (`_event_q`); yes/no answers are balanced, open
+  questions have one-word or short answers;
 - prompt forms (`FORMS`): `short` (the video, then a terse question: "red circle?"),
   `question` (a full question), `instruct` (an instruction system prompt of varied length and
   wording, then the question), `rerank` (the paper's reranking prompt, word for word, with a
