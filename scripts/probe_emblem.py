@@ -15,8 +15,8 @@ still cannot tell the place loses it in the language model.
     python scripts/probe_emblem.py --model pretrained/tiny_qwen3_vl
     python scripts/probe_emblem.py --model pretrained/tiny_qwen3_vl,experiments/pretrain_place
 
-Needs the pre-training corpus (`python src/pretrain.py` builds it; `--corpus` or the only
-`experiments/pretrain/corpus-*` folder).
+Needs the pre-training corpus (`python src/pretrain.py` builds it): by default the configured one
+(conf/pretrain), or `--corpus`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
 
 from rankvideo.data.synthetic.pretraining import PretrainCorpus  # noqa: E402
 from rankvideo.data.synthetic.world import PLACES  # noqa: E402
 from rankvideo.models.tiny import load_backbone  # noqa: E402
+from rankvideo.stages.pretrain import corpus_dir  # noqa: E402
 
 CORNER = 24  # pixels: the emblem lies within the top-left 20 of a 96-pixel frame
 
@@ -76,16 +78,14 @@ def corner_tokens(model, processor, clips: list[np.ndarray]) -> np.ndarray:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="backbone folder(s), comma-separated")
-    ap.add_argument("--corpus", default=None, help="a built pre-training corpus folder")
+    ap.add_argument("--corpus", default=None, help="a built pre-training corpus folder (default: the configured one)")
     ap.add_argument("--videos", type=int, default=1600, help="clips with an emblem to use")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.corpus is None:
-        found = sorted((ROOT / "experiments" / "pretrain").glob("corpus-*"))
-        if len(found) != 1:
-            ap.error(f"give --corpus: {len(found)} corpus folders under experiments/pretrain")
-        args.corpus = found[0]
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            args.corpus = ROOT / corpus_dir(compose(config_name="config"))
     corpus = PretrainCorpus(args.corpus)
     index = [i for i in corpus.train_indices if corpus.videos[i].emblem_shown][: args.videos]
     if len(index) < 40:

@@ -51,6 +51,11 @@ def corpus_config(node: DictConfig) -> PretrainCorpusConfig:
 
 
 
+def corpus_dir(cfg: DictConfig) -> Path:
+    """Where the configured pre-training corpus is built: one folder per corpus config."""
+    return Path(cfg.paths.pretrain_work) / f"corpus-{corpus_fingerprint(corpus_config(cfg.pretrain.corpus))}"
+
+
 def folder_sums(folder: Path) -> dict[str, str]:
     """sha256 of every file of a model folder except SHA256SUMS itself, by relative name."""
     return {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*"))
@@ -85,8 +90,7 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
     plan = parse_rounds(OmegaConf.to_container(p, resolve=True))
     fps = [_fingerprint(cfg, k) for k in range(len(plan))]
     t0 = time.perf_counter()
-    ccfg = corpus_config(p.corpus)
-    corpus = build_corpus(ccfg, work / f"corpus-{corpus_fingerprint(ccfg)}")
+    corpus = build_corpus(corpus_config(p.corpus), corpus_dir(cfg))
     log.info("pre-training corpus: %d videos (%d held out) in %s", len(corpus.videos), len(corpus.heldout_indices), corpus.root)
 
     init = work / fps[0] / "init"
@@ -120,8 +124,7 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
                 L.seed_everything(int(r["seed"]), workers=True)
             weights, record = _train_round(cfg, r, corpus, processor, weights, run_dir, tr, steps)
             steps += record["steps"]
-            record = {key: value for key, value in record.items() if key != "earlier_rounds"}
-            done.append({"round": k + 1, "fingerprint": fps[k], **record})
+            done.append(_round_entry(k, fps[k], record))
         last = done[-1]
         seconds = round(time.perf_counter() - t0, 1)
         info = {
@@ -211,10 +214,13 @@ def _local_records(work: Path, fps: list[str], k: int) -> list[dict] | None:
         f = work / fps[j] / "model" / ROUND_INFO
         if not f.exists():
             return None
-        record = json.loads(f.read_text())
-        record.pop("earlier_rounds", None)
-        out.append({"round": j + 1, "fingerprint": fps[j], **record})
+        out.append(_round_entry(j, fps[j], json.loads(f.read_text())))
     return out
+
+
+def _round_entry(k: int, fingerprint: str, record: dict) -> dict:
+    """Round k's entry in pretrain_info.json's `rounds`: its record without the rounds before it."""
+    return {"round": k + 1, "fingerprint": fingerprint, **{key: v for key, v in record.items() if key != "earlier_rounds"}}
 
 
 def _train_round(cfg: DictConfig, r: dict, corpus, processor, weights: Path, run_dir: Path, tr, step_offset: int):

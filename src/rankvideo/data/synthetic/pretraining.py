@@ -546,7 +546,7 @@ def _search_constraints(kind: str, scene: Scene, evidence: str, rng) -> tuple[li
     return (constraints, phrases) if constraints else None
 
 
-def _search_q(v, rng):
+def _search_q(v, rng, event: bool = False):
     """A search query as a user of a news-video archive writes it: an event (its kind, with its
     place half of the time) and constraints phrased by the world's query writer
     (`queries._visual_constraint`: attributes, motion, order, counts, size, negation; the on-screen
@@ -554,10 +554,11 @@ def _search_q(v, rng):
     Relevant queries are written from the clip itself; irrelevant ones from another kind of event,
     another place, or another scene of the same event (the first stage's hard negatives: same
     event, other facts). A spoken detail cannot be seen, so it counts as holding: only the event
-    and the visible facts decide. Partial matches (grades 1-2) are not asked."""
+    and the visible facts decide. Partial matches (grades 1-2) are not asked. `event`: the
+    queries of `_event_q`."""
     yes = rng.random() < 0.5
     for _ in range(20):  # the answer is drawn first, so that partial matches do not unbalance it
-        q = _search_attempt(v, rng, yes)
+        q = _search_attempt(v, rng, yes, event)
         if q is not None:
             return q
     return None
@@ -569,14 +570,7 @@ def _event_q(v, rng):
     the same place (30%), the clip's own facts kept. It asks for the whole event, the query's kind
     and its place together (`search` names another place in 15% of its irrelevant queries). Its
     terse form is the event alone ("flood in Lisbon?")."""
-    if not v.emblem_shown:
-        return None
-    yes = rng.random() < 0.5
-    for _ in range(20):
-        q = _search_attempt(v, rng, yes, event=True)
-        if q is not None:
-            return q
-    return None
+    return _search_q(v, rng, event=True) if v.emblem_shown else None
 
 
 def _search_attempt(v, rng, yes: bool, event: bool = False):
