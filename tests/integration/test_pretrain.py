@@ -254,3 +254,28 @@ def test_round_settings_are_checked_by_name():
     cfg = compose_cfg(["debug=tiny", "pretrain.continued=[{epochs: 0}]"])
     with pytest.raises(ConfigError, match=r"pretrain.continued\[0\].epochs must be >= 1"):
         validate_config(cfg, stage="pretrain")
+    cfg = compose_cfg(["debug=tiny", "pretrain.continued=[{grow_layers: -1}]"])
+    with pytest.raises(ConfigError, match=r"pretrain.continued\[0\].grow_layers must be an integer >= 0, got -1"):
+        validate_config(cfg, stage="pretrain")
+
+
+def test_a_round_that_grows_the_language_model(tmp_path):
+    """A round with grow_layers appends decoder layers before it trains; the rounds after it keep
+    the depth without growing again. The export's config has the grown depth, build_info keeps the
+    first round's arguments (so model.arch still matches) and counts the layers added."""
+    base = ("pretrain.epochs=1", "pretrain.steps_per_epoch=1", "tracking.enabled=false",
+            f"paths.pretrain_work={tmp_path / 'work'}")
+    rounds = ("pretrain.continued=[{grow_layers: 1, epochs: 1, steps_per_epoch: 2, schedule: [{until: 1.0, forms: "
+              "{rerank: 1}}]}, {epochs: 1, steps_per_epoch: 1, schedule: [{until: 1.0, forms: {short: 1}}]}]")
+    cfg = _cfg(tmp_path, *base, rounds)
+    out = pretrain.run(cfg)
+    assert [r["steps"] for r in out["rounds"]] == [1, 2, 1]
+    folder = tmp_path / "pretrained"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["text_config"]["num_hidden_layers"] == cfg.model.arch.num_layers + 1
+    build = json.loads((folder / "build_info.json").read_text())
+    assert build["grown_layers"] == 1 and build["args"]["num_layers"] == cfg.model.arch.num_layers
+    assert build["config"]["text_config"]["num_hidden_layers"] == cfg.model.arch.num_layers + 1
+    verify_pretrained(folder, out["sha256"], dict(OmegaConf.to_container(cfg.model.arch, resolve=True)))
+    model, _ = load_backbone(folder)
+    assert len(model.model.language_model.layers) == cfg.model.arch.num_layers + 1

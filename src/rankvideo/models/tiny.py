@@ -48,6 +48,7 @@ __all__ = [
     "CHAT_TEMPLATE",
     "QWEN_SPECIAL_TOKENS",
     "build_tiny_qwen3_vl",
+    "grow_language_model",
     "load_backbone",
     "state_dict_sha256",
 ]
@@ -436,6 +437,51 @@ def build_tiny_qwen3_vl(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def grow_language_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], extra_layers: int, *,
+                        seed: int = 0) -> Path:
+    """Deepen a saved Qwen3-VL's language model: `extra_layers` decoder layers appended after the
+    last one, initialised like the builder's (normal, std `initializer_range`; norms at 1) except
+    their output projections (attention `o_proj`, MLP `down_proj`), which start at zero. A new layer
+    then adds nothing to the residual stream, so the grown model computes what `src` computed (same
+    logits) until training moves them. Writes model and processor to `dst` atomically."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    if extra_layers < 1:
+        raise ValueError(f"extra_layers must be >= 1, got {extra_layers}")
+    src, dst = Path(src), Path(dst)
+    model = AutoModelForImageTextToText.from_pretrained(src, dtype=torch.float32)
+    processor = AutoProcessor.from_pretrained(src)
+    text_cfg = model.config.text_config
+    lm = model.model.language_model
+    layer_cls = type(lm.layers[0])
+    n = len(lm.layers)
+    gen = torch.Generator().manual_seed(seed)
+    for i in range(n, n + extra_layers):
+        layer = layer_cls(text_cfg, i)
+        for name, w in layer.named_parameters():
+            with torch.no_grad():
+                if name.endswith(("o_proj.weight", "down_proj.weight")):
+                    w.zero_()
+                elif w.ndim == 1:
+                    w.fill_(1.0)
+                else:
+                    w.copy_(torch.randn(w.shape, generator=gen) * float(text_cfg.initializer_range))
+        lm.layers.append(layer)
+    text_cfg.num_hidden_layers = n + extra_layers
+    if getattr(text_cfg, "layer_types", None) is not None:
+        text_cfg.layer_types = list(text_cfg.layer_types) + [text_cfg.layer_types[-1]] * extra_layers
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".{dst.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst
 
 
 def _looks_like_path(s: str) -> bool:

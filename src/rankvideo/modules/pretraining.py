@@ -26,7 +26,7 @@ from ..models.scoring import IGNORE_INDEX, answer_target, caption_target, encode
 from ..eval.metrics import roc_auc
 from .reranker import BackboneModule
 
-__all__ = ["ROUND_KEYS", "FormPhase", "PretrainDataModule", "PretrainModule", "ProgressLog", "parse_rounds",
+__all__ = ["GROWTH_KEYS", "ROUND_KEYS", "FormPhase", "PretrainDataModule", "PretrainModule", "ProgressLog", "parse_rounds",
            "parse_schedule"]
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,9 @@ def parse_schedule(phases: Sequence[Mapping]) -> list[FormPhase]:
 # every key it does not give (its seed: the first round's seed plus its position).
 ROUND_KEYS = ("epochs", "steps_per_epoch", "batch_size", "lr", "warmup_ratio", "weight_decay", "vision_lr_scale",
               "seed", "schedule", "qtypes", "val_every_n_epochs")
+# Keys of a continued round only, not passed on to the rounds after it: grow_layers appends that many
+# decoder layers to the language model before the round trains (rankvideo.models.tiny.grow_language_model).
+GROWTH_KEYS = ("grow_layers",)
 
 
 def parse_rounds(node: Mapping) -> list[dict]:
@@ -94,10 +97,14 @@ def parse_rounds(node: Mapping) -> list[dict]:
     for i, extra in enumerate(node.get("continued") or [], start=1):
         if not isinstance(extra, Mapping):
             raise ValueError(f"pretrain.continued[{i - 1}] must be a mapping of round settings, got {extra!r}")
-        bad = sorted(set(extra) - set(ROUND_KEYS))
+        bad = sorted(set(extra) - set(ROUND_KEYS) - set(GROWTH_KEYS))
         if bad:
-            raise ValueError(f"pretrain.continued[{i - 1}]: unknown keys {bad}; a round sets {list(ROUND_KEYS)}")
-        out.append({**first, "seed": int(first["seed"]) + i, **dict(extra)})
+            raise ValueError(f"pretrain.continued[{i - 1}]: unknown keys {bad}; a round sets "
+                             f"{list(ROUND_KEYS + GROWTH_KEYS)}")
+        grow = extra.get("grow_layers", 0)
+        if not isinstance(grow, int) or isinstance(grow, bool) or grow < 0:
+            raise ValueError(f"pretrain.continued[{i - 1}].grow_layers must be an integer >= 0, got {grow!r}")
+        out.append({**first, "seed": int(first["seed"]) + i, **dict(extra), "grow_layers": grow})
     for i, r in enumerate(out):
         where = "pretrain" if i == 0 else f"pretrain.continued[{i - 1}]"
         for key in ("epochs", "steps_per_epoch", "batch_size", "val_every_n_epochs"):

@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.synthetic.build import VideoSpec
 from ..data.synthetic.pretraining import PretrainCorpusConfig, build_corpus, corpus_fingerprint, tokenizer_texts
 from ..models.scoring import yes_no_token_ids
-from ..models.tiny import build_tiny_qwen3_vl, load_processor, state_dict_sha256
+from ..models.tiny import build_tiny_qwen3_vl, grow_language_model, load_processor, state_dict_sha256
 from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, parse_rounds, parse_schedule
 from ..tracking import tracked_run
 from ..tracking.lightning_logger import StageRunLogger
@@ -148,6 +148,11 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
             build["initial_state_dict_sha256"] = build["state_dict_sha256"]
             build["state_dict_sha256"] = last["state_dict_sha256"]
             build["pretrained_by"] = "rankvideo.stages.pretrain"
+            grown = sum(int(r.get("grow_layers", 0)) for r in plan)
+            if grown:
+                # `args` stay what the first round was built with (model.arch); rounds added layers.
+                build["config"] = json.loads((tmp / "config.json").read_text())
+                build["grown_layers"] = grown
             write_json(tmp / "build_info.json", build)
             write_json(tmp / INFO, info)
             sums = folder_sums(tmp)
@@ -233,6 +238,13 @@ def _train_round(cfg: DictConfig, r: dict, corpus, processor, weights: Path, run
         log.info("round %s: done before, its weights are in %s", run_dir.name, model_dir)
         return model_dir, json.loads((model_dir / ROUND_INFO).read_text())
     t0 = time.perf_counter()
+    if r.get("grow_layers"):
+        grown = run_dir / "grown"
+        if not (grown / "config.json").exists():
+            grow_language_model(weights, grown, int(r["grow_layers"]), seed=int(r["seed"]))
+            log.info("round %s: %d decoder layers appended to the language model -> %s", run_dir.name,
+                     int(r["grow_layers"]), grown)
+        weights = grown
     dm = PretrainDataModule(
         corpus, processor, batch_size=int(r["batch_size"]), steps_per_epoch=int(r["steps_per_epoch"]),
         epochs=int(r["epochs"]), schedule=parse_schedule(r["schedule"]), qtype_weights=r["qtypes"], seed=int(r["seed"]),

@@ -494,3 +494,23 @@ def test_vision_tower_gets_its_own_learning_rate(built):
     assert sorted(gs[0][1] + gs[1][1]) == sorted(trainable)
     _, frozen = groups(freeze_vision=True)
     assert len(frozen) == 1 and frozen[0][0] == pytest.approx(1e-3)
+
+
+def test_grown_language_model_scores_as_before_until_trained(built, backbone, tmp_path):
+    """grow_language_model appends decoder layers whose output projections are zero: the grown
+    model's score of a real (query, clip) pair is the original's, and only the new layers differ."""
+    model, processor = backbone
+    grown_dir = tiny.grow_language_model(built[0], tmp_path / "grown", 2, seed=3)
+    grown, _ = load_backbone(grown_dir)
+    n = model.config.text_config.num_hidden_layers
+    assert grown.config.text_config.num_hidden_layers == n + 2 == len(grown.model.language_model.layers)
+    new = dict(grown.model.language_model.layers[n].named_parameters())
+    assert not new["self_attn.o_proj.weight"].any() and not new["mlp.down_proj.weight"].any()
+    assert new["self_attn.q_proj.weight"].std().item() == pytest.approx(model.config.text_config.initializer_range, rel=0.2)
+    old = model.state_dict()
+    assert all(torch.equal(v, old[k]) for k, v in grown.state_dict().items() if k in old)
+    batch = encode_pairs(processor, [square((255, 0, 0)), solid((0, 0, 255))], ["a red square", "blue"])
+    with torch.no_grad():
+        assert torch.allclose(score_batch(grown, batch), score_batch(model, batch), atol=1e-6)
+    with pytest.raises(ValueError, match="extra_layers must be >= 1"):
+        tiny.grow_language_model(built[0], tmp_path / "none", 0)
