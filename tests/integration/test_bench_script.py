@@ -51,3 +51,26 @@ def test_bench_io_prints_readers_side_by_side_and_the_bars(tmp_path):
     bars = out.split("== bars ==")[1]
     assert "read_clip >= 5x faster than decoding every frame" in bars
     assert "evaluate CLI (MLflow on) <= 1.3x ir-measures" in bars
+
+
+def test_bench_shared_prefix_times_both_paths_on_the_same_pairs(tiny_cfg, tmp_path):
+    from rankvideo.models.tiny import build_tiny_qwen3_vl
+    from rankvideo.stages import synthesize
+
+    synthesize.run(tiny_cfg)
+    model = build_tiny_qwen3_vl(tmp_path / "model", corpus=["a red square", "flood in Lisbon"], seed=0)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_shared_prefix.py"), "--model", str(model),
+                           "--benchmark", str(tiny_cfg.paths.benchmark), "--videos", "2", "--queries", "3",
+                           "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "2 videos x 3 queries, batch 32, 1 threads" in out
+    whole = float(out.split("every pair whole")[1].split()[0])
+    shared, ratio = out.split("shared prefix")[1].split()[:3:2]
+    ratio = float(ratio.strip("(x)"))  # printed figures are rounded: equal to within their rounding
+    assert whole > 0 and float(shared) > 0 and abs(ratio - float(shared) / whole) <= 0.02 * ratio + 0.01
+    assert float(out.split("largest score difference")[1]) < 1e-4
+
+    missing = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_shared_prefix.py"), "--benchmark",
+                              str(tmp_path / "nothing")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "no benchmark there; run `dvc repro synthesize` first" in missing.stderr

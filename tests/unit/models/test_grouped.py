@@ -56,3 +56,27 @@ def test_grouped_scores_equal_plain_scores(tiny, monkeypatch):
     assert np.allclose(ref, got, atol=1e-5)
     assert len(calls) == 1  # one vision pass for 3 queries in 2 chunks
     assert score_queries_for_video(model, proc, clip, []) == []
+
+
+def test_the_shared_prefix_is_read_once_and_query_first_prompts_score_whole(tiny, monkeypatch):
+    """Under the paper's prompt (video first) the language model reads the system prompt and the
+    video once per chunk, then only each query's own tokens; under a query-first prompt it reads
+    every pair whole. Both give score_batch's scores."""
+    model, proc = tiny
+    clip = _clip(2, n=6)
+    lm = model.model.language_model
+    seen = []
+    real = lm.forward
+    monkeypatch.setattr(lm, "forward", lambda *a, **k: seen.append(tuple(k["inputs_embeds"].shape[:2])) or real(*a, **k))
+    for prompt in ("paper", "official_inference"):
+        with torch.no_grad():
+            ref = score_batch(model, encode_pairs(proc, [clip] * 3, QUERIES, prompt=prompt), prompt=prompt).tolist()
+        seen.clear()
+        got = score_queries_for_video(model, proc, clip, QUERIES, prompt=prompt)
+        assert np.allclose(ref, got, atol=1e-5), prompt
+        full = encode_queries_for_video(proc, clip, QUERIES, prompt=prompt)[0]["input_ids"].shape[1]
+        if prompt == "paper":
+            (one, shared), (three, own) = seen
+            assert one == 1 and three == 3 and shared > 100 and shared + own <= full
+        else:
+            assert seen == [(3, full)]
