@@ -67,7 +67,11 @@ def test_the_shared_prefix_is_read_once_and_query_first_prompts_score_whole(tiny
     lm = model.model.language_model
     seen = []
     real = lm.forward
-    monkeypatch.setattr(lm, "forward", lambda *a, **k: seen.append(tuple(k["inputs_embeds"].shape[:2])) or real(*a, **k))
+    def recording(*a, **k):
+        seen.append(tuple(k["inputs_embeds"].shape[:2]))
+        return real(*a, **k)
+
+    monkeypatch.setattr(lm, "forward", recording)
     for prompt in ("paper", "official_inference"):
         with torch.no_grad():
             ref = score_batch(model, encode_pairs(proc, [clip] * 3, QUERIES, prompt=prompt), prompt=prompt).tolist()
