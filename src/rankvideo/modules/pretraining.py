@@ -26,8 +26,8 @@ from ..models.scoring import IGNORE_INDEX, answer_target, caption_target, encode
 from ..eval.metrics import roc_auc
 from .reranker import BackboneModule
 
-__all__ = ["GROWTH_KEYS", "ROUND_KEYS", "FormPhase", "PretrainDataModule", "PretrainModule", "ProgressLog",
-           "parse_rounds", "parse_schedule"]
+__all__ = ["GROWTH_KEYS", "ROUND_KEYS", "FormPhase", "PretrainDataModule", "PretrainModule", "ProgressLog", "parse_rounds",
+           "parse_schedule"]
 
 log = logging.getLogger(__name__)
 
