@@ -42,7 +42,7 @@ from rankvideo.models.prompts import (
     THINK_OPEN,
     USER,
 )
-from rankvideo.utils.io import file_sha256
+from rankvideo.utils.io import atomic_dir, file_sha256
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -472,15 +472,9 @@ def grow_language_model(src: str | os.PathLike[str], dst: str | os.PathLike[str]
     text_cfg.num_hidden_layers = n + extra_layers
     if getattr(text_cfg, "layer_types", None) is not None:
         text_cfg.layer_types = list(text_cfg.layer_types) + [text_cfg.layer_types[-1]] * extra_layers
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".{dst.name}.{uuid.uuid4().hex}.tmp"
-    try:
+    with atomic_dir(dst) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst
 
 
