@@ -193,3 +193,46 @@ def test_probe_emblem_reads_the_merged_tokens_of_the_top_left_corner():
     assert got.shape == (2, 12)
     assert got[0].tolist() == [0.0] * 3 + [1.0] * 3 + [6.0] * 3 + [7.0] * 3
     assert got[1].tolist() == [100.0] * 3 + [101.0] * 3 + [106.0] * 3 + [107.0] * 3
+
+
+def _depth_journal(folder, scores: dict[str, dict[str, float]], depth: int):
+    """A rerank stage's outputs as scripts/rerank_depth.py reads them: the journal (header, then one
+    record per video) and rerank_info.json."""
+    from rankvideo.utils.journal import append, open_journal
+
+    folder.mkdir(parents=True)
+    by_doc: dict[str, dict[str, float]] = {}
+    for qid, docs in scores.items():
+        for doc, s in docs.items():
+            by_doc.setdefault(doc, {})[qid] = s
+    with open_journal(folder / "progress.jsonl", "f00") as fh:
+        for doc, s in sorted(by_doc.items()):
+            append(fh, {"doc_id": doc, "scores": s})
+    (folder / "rerank_info.json").write_text(json.dumps({"rerank_depth": depth}))
+    return folder
+
+
+def test_rerank_depth_reorders_only_the_head(tmp_path):
+    depth_script = _script("rerank_depth")
+    first = {"q1": {"d1": 3.0, "d2": 2.0, "d3": 1.0}, "q2": {"d1": 2.0, "d2": 1.0}}
+    qrels = {"q1": {"d3": 2}, "q2": {"d1": 1}}
+    scores, scored = depth_script.journal_scores(
+        _depth_journal(tmp_path / "rr", {"q1": {"d1": -1.0, "d2": 0.5, "d3": 2.0}, "q2": {"d1": 0.0, "d2": 1.0}}, 3))
+    assert scored == 3 and scores == {"q1": {"d1": -1.0, "d2": 0.5, "d3": 2.0}, "q2": {"d1": 0.0, "d2": 1.0}}
+    rows = {k: (v, dv) for k, v, dv, _p in depth_script.depth_table(first, scores, qrels, ["q1", "q2"], [1, 2, 3])}
+    # k=1: the first stage (q1: its relevant video third, 2/log2(4) of 2 = 0.5; q2: first, 1.0).
+    # k=2: q1 swaps d1 and d2 (d3 still third, 0.5); q2's relevant video drops to second, 1/log2(3).
+    # k=3: q1's relevant video comes first (1.0); q2 as at k=2.
+    q2_second = 1 / np.log2(3)
+    assert rows[1] == (pytest.approx(0.75), pytest.approx(0.0))
+    assert rows[2] == (pytest.approx((0.5 + q2_second) / 2), pytest.approx((0.5 + q2_second) / 2 - 0.75))
+    assert rows[3] == (pytest.approx((1.0 + q2_second) / 2), pytest.approx((1.0 + q2_second) / 2 - 0.75))
+
+
+def test_rerank_depth_refuses_depths_the_reranking_did_not_score(tmp_path, capsys):
+    depth_script = _script("rerank_depth")
+    folder = _depth_journal(tmp_path / "rr", {"q1": {"d1": 1.0}}, 15)
+    with pytest.raises(SystemExit, match=r"rr: scored the top 15 only; depths above it \(20\)"):
+        depth_script.main(["--rerank-dirs", str(folder), "--depths", "10,20"])
+    with pytest.raises(SystemExit, match=r"missing/rerank_info.json does not exist: run the reranking first"):
+        depth_script.main(["--rerank-dirs", str(tmp_path / "missing"), "--depths", "10"])

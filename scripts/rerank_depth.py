@@ -1,0 +1,101 @@
+"""How deep should the reranker go? nDCG@10 of reranking the first stage's top k, for several k,
+from the scores a reranking stage already wrote: no model runs.
+
+A rerank stage scores every pair of the first stage's top `rerank.depth` and journals the scores in
+`<rerank dir>/progress.jsonl`. Reranking only the top k (k <= that depth) keeps the first-stage
+order below k; this script rebuilds that run for each k from the journal, as the rerank stage
+merges head and tail, and prints per split nDCG@10, its change against the first stage and the
+paired t-test's p.
+
+    python scripts/rerank_depth.py                                   # the three dvc repro reranks
+    python scripts/rerank_depth.py --rerank-dirs artifacts/rerank --depths 10,20,50 --splits val
+
+Needs `dvc repro` (the rerank stages) first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from rankvideo.data.benchmark import Benchmark  # noqa: E402
+from rankvideo.data.trec import read_run  # noqa: E402
+from rankvideo.eval import compare, evaluate  # noqa: E402
+from rankvideo.models.rerank import merge_head_and_tail, read_progress  # noqa: E402
+
+MEASURE = "nDCG@10"
+
+
+def journal_scores(rerank_dir: Path) -> tuple[dict[str, dict[str, float]], int]:
+    """qid -> {doc_id: score} from a rerank stage's journal, and the depth the stage scored."""
+    info_path, journal = rerank_dir / "rerank_info.json", rerank_dir / "progress.jsonl"
+    for path in (info_path, journal):
+        if not path.is_file():
+            sys.exit(f"{path} does not exist: run the reranking first (dvc repro)")
+    depth = json.loads(info_path.read_text()).get("rerank_depth")
+    if not isinstance(depth, int):
+        sys.exit(f"{info_path}: no integer rerank_depth")
+    with journal.open() as f:
+        first = json.loads(f.readline() or "{}")
+    if "fingerprint" not in first:
+        sys.exit(f"{journal} line 1: expected the run's fingerprint record, got {first!r}")
+    scores: dict[str, dict[str, float]] = {}
+    for doc, by_query in read_progress(journal, first["fingerprint"]).items():
+        for qid, (score, _key) in by_query.items():
+            scores.setdefault(qid, {})[doc] = score
+    return scores, depth
+
+
+def depth_table(first, scores, qrels, qids, depths) -> list[tuple[int, float, float, float | None]]:
+    """(k, nDCG@10, delta vs the first stage, paired p) for each k: the top k reranked by `scores`."""
+    first_q = {q: first[q] for q in qids if q in first}
+    base = evaluate(first_q, qrels, measures=(MEASURE,))
+    rows = []
+    for k in depths:
+        res = evaluate(merge_head_and_tail(first_q, scores, k), qrels, tiebreak_run=first_q, measures=(MEASURE,))
+        c = compare(res, base)[MEASURE]
+        rows.append((k, c["system"], c["delta"], c["p_value"]))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--benchmark", default="artifacts/benchmark")
+    ap.add_argument("--run", default="artifacts/retrieve/run.trec", help="the first-stage run the reranks reordered")
+    ap.add_argument("--rerank-dirs", default="artifacts/rerank_zeroshot,artifacts/rerank_stage1,artifacts/rerank")
+    ap.add_argument("--depths", default="10,15,20,30,50,100")
+    ap.add_argument("--splits", default="val,test")
+    args = ap.parse_args(argv)
+    try:
+        depths = sorted({int(k) for k in args.depths.split(",")})
+    except ValueError:
+        ap.error(f"--depths: comma-separated integers, got {args.depths!r}")
+    if depths[0] < 1:
+        ap.error("--depths: every depth must be >= 1")
+    systems = {}
+    for d in args.rerank_dirs.split(","):
+        scores, scored = journal_scores(Path(d))
+        if depths[-1] > scored:
+            sys.exit(f"{d}: scored the top {scored} only; depths above it ({depths[-1]}) need a deeper reranking")
+        systems[d] = scores
+    bench = Benchmark(args.benchmark)
+    first = read_run(args.run)
+    for split in args.splits.split(","):
+        qids = sorted(q.qid for q in bench.queries(split))
+        qrels = bench.qrels(split)
+        base = evaluate({q: first[q] for q in qids if q in first}, qrels, measures=(MEASURE,)).mean[MEASURE]
+        print(f"[{split}] {len(qids)} queries; first stage {MEASURE} {base:.4f}")
+        print("  " + " | ".join(["rerank dir", *[f"k={k}" for k in depths]]))
+        for d, scores in systems.items():
+            cells = [f"{v:.4f} ({100 * dv / base:+.1f}%, p {p:.2g})" if p is not None else f"{v:.4f}"
+                     for _k, v, dv, p in depth_table(first, scores, qrels, qids, depths)]
+            print("  " + " | ".join([d, *cells]))
+
+
+if __name__ == "__main__":
+    main()
