@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf, open_dict
 
-from conftest import compose_cfg
+from conftest import CONF, REPO, compose_cfg
 from rankvideo.models.tiny import load_backbone
 from rankvideo.stages import build_model, pretrain
 from rankvideo.stages.build_model import PretrainedWeightsError, verify_pretrained
@@ -243,6 +243,20 @@ def test_a_shipped_last_round_is_taken_without_training_the_rounds_before_it(tmp
     out = pretrain.run(_cfg(tmp_path / "three", *base, third, f"pretrain.reuse=[{shipped}]",
                             f"paths.pretrain_work={tmp_path / 'work-two'}"))
     assert len(trained) == 1 and [r["steps"] for r in out["rounds"]] == [2, 3, 1]
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("pretrain_*.yaml")))
+def test_a_pretraining_experiment_continues_the_shipped_rounds(experiment):
+    """Every round of a pre-training experiment but its last is a shipped round, setting for setting:
+    the experiment trains its own round from the shipped export instead of every round again."""
+    from rankvideo.modules.pretraining import parse_rounds
+    from rankvideo.stages.pretrain import _fingerprint
+
+    shipped = [r["fingerprint"] for r in json.loads((REPO / "pretrained" / "tiny_qwen3_vl" / "pretrain_info.json").read_text())["rounds"]]
+    cfg = compose_cfg([f"+experiment={experiment}"])
+    n = len(parse_rounds(OmegaConf.to_container(cfg.pretrain, resolve=True)))
+    assert 1 < n <= len(shipped) + 1
+    assert [_fingerprint(cfg, k) for k in range(n - 1)] == shipped[: n - 1]
 
 
 def test_round_settings_are_checked_by_name():
