@@ -10,7 +10,8 @@ paired t-test's p.
     python scripts/rerank_depth.py                                   # the three dvc repro reranks
     python scripts/rerank_depth.py --rerank-dirs artifacts/rerank --depths 10,20,50 --splits val
 
-Needs `dvc repro` (the rerank stages) first.
+Needs `dvc repro` (the rerank stages) first; depths up to the one the reranks scored
+(`rerank.depth`; `dvc exp run -S rerank.depth=100` scores the paper's top 100).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rankvideo.eval import compare, evaluate  # noqa: E402
 from rankvideo.models.rerank import merge_head_and_tail, read_progress  # noqa: E402
 
 MEASURE = "nDCG@10"
+DEFAULT_DEPTHS = (10, 15, 20, 30, 50, 100)
 
 
 def journal_scores(rerank_dir: Path) -> tuple[dict[str, dict[str, float]], int]:
@@ -68,21 +70,27 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--benchmark", default="artifacts/benchmark")
     ap.add_argument("--run", default="artifacts/retrieve/run.trec", help="the first-stage run the reranks reordered")
     ap.add_argument("--rerank-dirs", default="artifacts/rerank_zeroshot,artifacts/rerank_stage1,artifacts/rerank")
-    ap.add_argument("--depths", default="10,15,20,30,50,100")
+    ap.add_argument("--depths", default=None,
+                    help=f"comma-separated; default: those of {DEFAULT_DEPTHS} the reranks scored")
     ap.add_argument("--splits", default="val,test")
     args = ap.parse_args(argv)
-    try:
-        depths = sorted({int(k) for k in args.depths.split(",")})
-    except ValueError:
-        ap.error(f"--depths: comma-separated integers, got {args.depths!r}")
-    if depths[0] < 1:
-        ap.error("--depths: every depth must be >= 1")
-    systems = {}
+    systems, scored = {}, {}
     for d in args.rerank_dirs.split(","):
-        scores, scored = journal_scores(Path(d))
-        if depths[-1] > scored:
-            sys.exit(f"{d}: scored the top {scored} only; depths above it ({depths[-1]}) need a deeper reranking")
-        systems[d] = scores
+        systems[d], scored[d] = journal_scores(Path(d))
+    if args.depths is None:
+        depths = [k for k in DEFAULT_DEPTHS if k <= min(scored.values())]
+    else:
+        try:
+            depths = sorted({int(k) for k in args.depths.split(",")})
+        except ValueError:
+            ap.error(f"--depths: comma-separated integers, got {args.depths!r}")
+        if depths[0] < 1:
+            ap.error("--depths: every depth must be >= 1")
+    for d, k in scored.items():
+        if depths and depths[-1] > k:
+            sys.exit(f"{d}: scored the top {k} only; depths above it ({depths[-1]}) need a deeper reranking")
+    if not depths:
+        sys.exit(f"the reranks scored the top {min(scored.values())} only, below every default depth; give --depths")
     bench = Benchmark(args.benchmark)
     first = read_run(args.run)
     for split in args.splits.split(","):
