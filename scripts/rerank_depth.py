@@ -39,13 +39,20 @@ def journal_scores(rerank_dir: Path) -> tuple[dict[str, dict[str, float]], int]:
     for path in (info_path, journal):
         if not path.is_file():
             sys.exit(f"{path} does not exist: run the reranking first (dvc repro)")
-    depth = json.loads(info_path.read_text()).get("rerank_depth")
+    try:
+        depth = json.loads(info_path.read_text()).get("rerank_depth")
+    except (json.JSONDecodeError, AttributeError):
+        depth = None
     if not isinstance(depth, int):
-        sys.exit(f"{info_path}: no integer rerank_depth")
+        sys.exit(f"{info_path}: not a JSON object with an integer rerank_depth")
     with journal.open() as f:
-        first = json.loads(f.readline() or "{}")
-    if "fingerprint" not in first:
-        sys.exit(f"{journal} line 1: expected the run's fingerprint record, got {first!r}")
+        line = f.readline()
+    try:
+        first = json.loads(line)
+    except json.JSONDecodeError:
+        first = None
+    if not isinstance(first, dict) or "fingerprint" not in first:
+        sys.exit(f"{journal} line 1: expected the run's fingerprint record, got {line.strip()[:80]!r}")
     scores: dict[str, dict[str, float]] = {}
     for doc, by_query in read_progress(journal, first["fingerprint"]).items():
         for qid, (score, _key) in by_query.items():
@@ -53,10 +60,9 @@ def journal_scores(rerank_dir: Path) -> tuple[dict[str, dict[str, float]], int]:
     return scores, depth
 
 
-def depth_table(first, scores, qrels, qids, depths) -> list[tuple[int, float, float, float | None]]:
-    """(k, nDCG@10, delta vs the first stage, paired p) for each k: the top k reranked by `scores`."""
-    first_q = {q: first[q] for q in qids if q in first}
-    base = evaluate(first_q, qrels, measures=(MEASURE,))
+def depth_table(first_q, base, scores, qrels, depths) -> list[tuple[int, float, float, float | None]]:
+    """(k, nDCG@10, delta vs the first stage, paired p) for each k: the top k of the first-stage
+    run `first_q` (its evaluation: `base`) reranked by `scores`."""
     rows = []
     for k in depths:
         res = evaluate(merge_head_and_tail(first_q, scores, k), qrels, tiebreak_run=first_q, measures=(MEASURE,))
@@ -79,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         systems[d], scored[d] = journal_scores(Path(d))
     if args.depths is None:
         depths = [k for k in DEFAULT_DEPTHS if k <= min(scored.values())]
+        if not depths:
+            sys.exit(f"the reranks scored the top {min(scored.values())} only, below every default depth; give --depths")
     else:
         try:
             depths = sorted({int(k) for k in args.depths.split(",")})
@@ -86,22 +94,22 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--depths: comma-separated integers, got {args.depths!r}")
         if depths[0] < 1:
             ap.error("--depths: every depth must be >= 1")
-    for d, k in scored.items():
-        if depths and depths[-1] > k:
-            sys.exit(f"{d}: scored the top {k} only; depths above it ({depths[-1]}) need a deeper reranking")
-    if not depths:
-        sys.exit(f"the reranks scored the top {min(scored.values())} only, below every default depth; give --depths")
+        for d, k in scored.items():
+            if depths[-1] > k:
+                sys.exit(f"{d}: scored the top {k} only; depths above it ({depths[-1]}) need a deeper reranking")
     bench = Benchmark(args.benchmark)
     first = read_run(args.run)
     for split in args.splits.split(","):
         qids = sorted(q.qid for q in bench.queries(split))
         qrels = bench.qrels(split)
-        base = evaluate({q: first[q] for q in qids if q in first}, qrels, measures=(MEASURE,)).mean[MEASURE]
-        print(f"[{split}] {len(qids)} queries; first stage {MEASURE} {base:.4f}")
+        first_q = {q: first[q] for q in qids if q in first}
+        base = evaluate(first_q, qrels, measures=(MEASURE,))
+        mean = base.mean[MEASURE]
+        print(f"[{split}] {len(qids)} queries; first stage {MEASURE} {mean:.4f}")
         print("  " + " | ".join(["rerank dir", *[f"k={k}" for k in depths]]))
         for d, scores in systems.items():
-            cells = [f"{v:.4f} ({100 * dv / base:+.1f}%, p {p:.2g})" if p is not None else f"{v:.4f}"
-                     for _k, v, dv, p in depth_table(first, scores, qrels, qids, depths)]
+            cells = [f"{v:.4f} ({100 * dv / mean:+.1f}%, p {p:.2g})" if p is not None else f"{v:.4f}"
+                     for _k, v, dv, p in depth_table(first_q, base, scores, qrels, depths)]
             print("  " + " | ".join([d, *cells]))
 
 

@@ -219,7 +219,8 @@ def test_rerank_depth_reorders_only_the_head(tmp_path):
     scores, scored = depth_script.journal_scores(
         _depth_journal(tmp_path / "rr", {"q1": {"d1": -1.0, "d2": 0.5, "d3": 2.0}, "q2": {"d1": 0.0, "d2": 1.0}}, 3))
     assert scored == 3 and scores == {"q1": {"d1": -1.0, "d2": 0.5, "d3": 2.0}, "q2": {"d1": 0.0, "d2": 1.0}}
-    rows = {k: (v, dv) for k, v, dv, _p in depth_script.depth_table(first, scores, qrels, ["q1", "q2"], [1, 2, 3])}
+    base = depth_script.evaluate(first, qrels, measures=("nDCG@10",))
+    rows = {k: (v, dv) for k, v, dv, _p in depth_script.depth_table(first, base, scores, qrels, [1, 2, 3])}
     # k=1: the first stage (q1: its relevant video third, 2/log2(4) of 2 = 0.5; q2: first, 1.0).
     # k=2: q1 swaps d1 and d2 (d3 still third, 0.5); q2's relevant video drops to second, 1/log2(3).
     # k=3: q1's relevant video comes first (1.0); q2 as at k=2.
@@ -229,10 +230,17 @@ def test_rerank_depth_reorders_only_the_head(tmp_path):
     assert rows[3] == (pytest.approx((1.0 + q2_second) / 2), pytest.approx((1.0 + q2_second) / 2 - 0.75))
 
 
-def test_rerank_depth_refuses_depths_the_reranking_did_not_score(tmp_path, capsys):
+def test_rerank_depth_refuses_depths_the_reranking_did_not_score_and_damaged_outputs(tmp_path):
     depth_script = _script("rerank_depth")
     folder = _depth_journal(tmp_path / "rr", {"q1": {"d1": 1.0}}, 15)
     with pytest.raises(SystemExit, match=r"rr: scored the top 15 only; depths above it \(20\)"):
         depth_script.main(["--rerank-dirs", str(folder), "--depths", "10,20"])
     with pytest.raises(SystemExit, match=r"missing/rerank_info.json does not exist: run the reranking first"):
         depth_script.main(["--rerank-dirs", str(tmp_path / "missing"), "--depths", "10"])
+    (folder / "rerank_info.json").write_text("{not json")
+    with pytest.raises(SystemExit, match=r"rr/rerank_info.json: not a JSON object with an integer rerank_depth"):
+        depth_script.main(["--rerank-dirs", str(folder), "--depths", "10"])
+    (folder / "rerank_info.json").write_text(json.dumps({"rerank_depth": 15}))
+    (folder / "progress.jsonl").write_text('{"doc_id": "d1", "scores": {"q1": 1.0}}\n')
+    with pytest.raises(SystemExit, match=r"rr/progress.jsonl line 1: expected the run's fingerprint record, got '\{\"doc_id\""):
+        depth_script.main(["--rerank-dirs", str(folder), "--depths", "10"])
