@@ -41,34 +41,36 @@ def test_two_ranks_give_the_one_process_run_and_resume_across_rank_counts(traine
     assert p.returncode == 0, p.stderr[-3000:]
     p = _rerank_cli(root, two, "trainer.devices=2", "trainer.strategy=ddp")
     assert p.returncode == 0, p.stderr[-3000:]
-    # Each rank scored its own share into its own progress file; together they are the plan.
-    ranks = [two / "progress.rank0.jsonl", two / "progress.rank1.jsonl"]
-    shares = [{json.loads(l)["doc_id"] for l in f.read_text().splitlines()[1:]} for f in ranks]
-    assert shares[0] and shares[1] and not shares[0] & shares[1]
-    info = json.loads((two / "rerank_info.json").read_text())
-    assert len(shares[0] | shares[1]) == info["videos"]
-    # Merged deterministically: the same run and info as one process, byte for byte.
-    assert (two / "run.trec").read_bytes() == (one / "run.trec").read_bytes()
-    assert (two / "rerank_info.json").read_bytes() == (one / "rerank_info.json").read_bytes()
+    # Each rank scored its own share into its own progress file; rank 0 merged them into the
+    # journal one process writes and removed them: the folder is the one-process folder, byte for byte.
+    assert "rerank (rank 0 of 2)" in p.stderr and "rerank (rank 1 of 2)" in p.stderr
+    for name in ("run.trec", "rerank_info.json", "progress.jsonl"):
+        assert (two / name).read_bytes() == (one / name).read_bytes(), name
+    assert not list(two.glob("progress.rank*.jsonl"))
 
-    # Interrupted: rank 1 lost its last video. Resumed with ONE process: only that video is scored.
-    lines = ranks[1].read_text().splitlines()
-    lost = json.loads(lines[-1])["doc_id"]
-    ranks[1].write_text("\n".join(lines[:-1]) + "\n")
+    # Interrupted: the two ranks' files as a kill leaves them, rank 1's last video lost. Resumed
+    # with ONE process: only that video is scored, and the folder is the one-process one again.
+    header, *records = (one / "progress.jsonl").read_text().splitlines()
+    shares = [records[0::2], records[1::2]]
+    lost = json.loads(shares[1].pop())
+    (two / "progress.jsonl").unlink()
     (two / "run.trec").unlink()
+    for rank, share in enumerate(shares):
+        (two / f"progress.rank{rank}.jsonl").write_text("\n".join([header, *share]) + "\n")
     p = _rerank_cli(root, two)
     assert p.returncode == 0, p.stderr[-3000:]
-    rescored = [json.loads(l)["doc_id"] for l in (two / "progress.jsonl").read_text().splitlines()[1:]]
-    assert rescored == [lost]
-    assert (two / "run.trec").read_bytes() == (one / "run.trec").read_bytes()
+    assert f": {len(lost['scores'])} pairs scored" in p.stdout + p.stderr
+    for name in ("run.trec", "rerank_info.json", "progress.jsonl"):
+        assert (two / name).read_bytes() == (one / name).read_bytes(), name
+    assert not list(two.glob("progress.rank*.jsonl"))
 
     # Run again with nothing left to score (every video done): the run is rebuilt from the
-    # progress files alone, byte for byte, and no video is scored.
+    # progress file alone, byte for byte, and no video is scored.
     (two / "run.trec").unlink()
     p = _rerank_cli(root, two)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert ": 0 pairs scored" in p.stdout + p.stderr
     assert (two / "run.trec").read_bytes() == (one / "run.trec").read_bytes()
-    assert [json.loads(l)["doc_id"] for l in (two / "progress.jsonl").read_text().splitlines()[1:]] == [lost]
 
 
 @pytest.mark.slow  # about a minute: `python -m pytest -m slow`

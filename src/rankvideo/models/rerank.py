@@ -4,7 +4,9 @@ are rescored, the rest of the first-stage list follows untouched).
 Work is grouped by video: each candidate video is decoded and vision-encoded once, then scored
 against every query that retrieved it. Scores are appended to a JSONL progress file, one line per
 completed video and flushed, so an interrupted run resumes where it stopped (completed videos are
-not scored again); the run file itself is written atomically at the end.
+not scored again); the run file itself is written atomically at the end. When a run finishes, its
+journal is rewritten to hold exactly the plan's pairs (`VideoScoringRun.write_journal`), so the
+folder is what a fresh one-process run writes, whatever was scored before or by how many ranks.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..data.trec import Run, rank_order
-from ..utils.io import progress
+from ..utils.io import atomic_write_text, progress
 from ..utils.journal import append, open_journal, read_journal
 
 log = logging.getLogger(__name__)
@@ -157,6 +159,36 @@ class VideoScoringRun:
         self.stats["seconds"] = round(seconds, 2)
         self.stats["pairs_per_s"] = round(self.stats["pairs_scored"] / seconds, 2) if seconds else None
 
+    def write_journal(self, done: Mapping[str, Mapping[str, tuple[float, str]]] | None = None,
+                      skipped: Mapping[str, str] | None = None) -> None:
+        """Replace the progress file (and remove the per-rank ones) by the journal a fresh
+        one-process run of this plan writes: one record per video in sorted order, holding the
+        plan's pairs scored under their current key (the pairs `scores_by_query` returns; a video
+        without any, but in `skipped`, as its skip record).
+        Pairs of other plans (a deeper head, an earlier query text) and duplicates are dropped.
+        `done` is every rank's scored pairs (default: those this rank knows). Call it once the
+        whole plan is scored, on one process."""
+        done = self.done if done is None else done
+        skipped = self.stats["skipped"] if skipped is None else skipped
+
+        def write(fh) -> None:
+            fh.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
+            for doc in sorted(self.plan):
+                stored = done.get(doc, {})
+                current = {q: stored[q] for q in self.plan[doc] if q in stored and stored[q][1] == self.key(doc, q)}
+                if current:
+                    record = {"doc_id": doc, "scores": {q: v[0] for q, v in current.items()},
+                              "keys": {q: v[1] for q, v in current.items()}}
+                elif doc in skipped:
+                    record = {"doc_id": doc, "skipped": skipped[doc]}
+                else:
+                    continue
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+        atomic_write_text(self.progress_file, write)
+        for rank_file in self.progress_file.parent.glob(f"{self.progress_file.stem}.rank*{self.progress_file.suffix}"):
+            rank_file.unlink()
+
     def scores_by_query(self, done: Mapping[str, Mapping[str, tuple[float, str]]] | None = None) -> dict[str, dict[str, float]]:
         """qid -> {doc: score} of the plan's pairs scored under their current key (default: the
         pairs this rank knows)."""
@@ -182,6 +214,7 @@ def score_run(plan: Mapping[str, list[str]], queries: Mapping[str, str],
     with VideoScoringRun(plan, queries, score_video, progress_file=progress_file, fingerprint=fingerprint, skip=skip) as run:
         for doc in run.todo:
             run.score_one(doc)
+    run.write_journal()
     return run.scores_by_query(), run.stats
 
 

@@ -164,6 +164,7 @@ def rerank_with_model(cfg: DictConfig, ckpt: Path, tr: StageRun, *, splits: list
     skipped: dict[str, str] = {}
     done = read_progress(rerank_dir / "progress.jsonl", fingerprint, skipped)
     scores = module.run.scores_by_query(done)
+    module.run.write_journal(done, skipped)
     if trainer.world_size > 1:  # the whole run's counts, from every rank's progress file
         stats.update(videos_resumed=None, pairs_resumed=None, pairs_rescored=None, videos_skipped=len(skipped),
                      skipped=skipped, world_size=trainer.world_size)

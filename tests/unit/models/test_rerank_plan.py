@@ -7,7 +7,8 @@ import json
 import logging
 
 from rankvideo.data.trec import rank_order
-from rankvideo.models.rerank import merge_head_and_tail, rerank_plan, score_run
+from rankvideo.models.rerank import merge_head_and_tail, pair_key, rerank_plan, score_run
+from rankvideo.utils.journal import append, open_journal
 
 FIRST = {"q1": {"a": 5.0, "b": 4.0, "c": 3.0, "d": 2.0}, "q2": {"b": 9.0, "e": 8.0, "a": 1.0}, "q3": {"a": 1.0}}
 QUERIES = {"q1": "one", "q2": "two"}
@@ -99,3 +100,32 @@ def test_merge_keeps_the_tail_and_never_invents_scores():
     assert rank_order(out["q1"]) == ["c", "a", "b", "d"]
     assert list(out["q1"].values()) == sorted(out["q1"].values(), reverse=True)
     assert len(set(out["q1"].values())) == 4  # strictly decreasing: no tie left to an evaluator
+
+
+def test_a_finished_journal_is_the_fresh_run_s_whatever_came_before(tmp_path):
+    """The journal a run leaves holds exactly its plan's pairs, as a fresh one-process run writes
+    them: the scores of a deeper earlier run and of an earlier query text go, other ranks' files
+    are merged in and removed, so the folder (and DVC's hash of it) does not depend on its history."""
+    plan = rerank_plan(FIRST, QUERIES, depth=2)
+    fresh = tmp_path / "fresh" / "progress.jsonl"
+    score_run(plan, QUERIES, _score_counting([]), progress_file=fresh, fingerprint="f")
+
+    used = tmp_path / "used" / "progress.jsonl"
+    old = {**QUERIES, "q2": "old"}
+    score_run(rerank_plan(FIRST, old, depth=3), old, _score_counting([]), progress_file=used, fingerprint="f")
+    with open_journal(used.with_name("progress.rank1.jsonl"), "f") as fh:  # a rank's file of a sharded run
+        append(fh, {"doc_id": "e", "scores": {"q2": 3.0}, "keys": {"q2": pair_key("two")}})
+    calls = []
+    scores, _ = score_run(plan, QUERIES, _score_counting(calls), progress_file=used, fingerprint="f")
+    assert calls == [("b", "two")]  # e's pair under the new text came from the rank's file
+    assert scores == {"q1": {"a": 3.0, "b": 3.5}, "q2": {"b": 3.5, "e": 3.0}}
+    assert sorted(p.name for p in used.parent.iterdir()) == ["progress.jsonl"]
+    rows = [json.loads(line) for line in used.read_text().splitlines()]
+    assert rows == [{"fingerprint": "f"},
+                    {"doc_id": "a", "scores": {"q1": 3.0}, "keys": {"q1": pair_key("one")}},
+                    {"doc_id": "b", "scores": {"q1": 3.5, "q2": 3.5}, "keys": {"q1": pair_key("one"), "q2": pair_key("two")}},
+                    {"doc_id": "e", "scores": {"q2": 3.0}, "keys": {"q2": pair_key("two")}}]
+    assert used.read_bytes() == fresh.read_bytes()
+    # Read back, it resumes every pair and stays as it is.
+    score_run(plan, QUERIES, _score_counting(calls), progress_file=used, fingerprint="f")
+    assert calls == [("b", "two")] and used.read_bytes() == fresh.read_bytes()
