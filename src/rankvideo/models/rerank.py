@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..data.trec import Run, rank_order
-from ..utils.io import atomic_write_text, progress
-from ..utils.journal import append, open_journal, read_journal
+from ..utils.io import progress
+from ..utils.journal import append, open_journal, read_journal, rewrite
 
 log = logging.getLogger(__name__)
 
@@ -171,21 +171,17 @@ class VideoScoringRun:
         done = self.done if done is None else done
         skipped = self.stats["skipped"] if skipped is None else skipped
 
-        def write(fh) -> None:
-            fh.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
+        def records():
             for doc in sorted(self.plan):
                 stored = done.get(doc, {})
                 current = {q: stored[q] for q in self.plan[doc] if q in stored and stored[q][1] == self.key(doc, q)}
                 if current:
-                    record = {"doc_id": doc, "scores": {q: v[0] for q, v in current.items()},
-                              "keys": {q: v[1] for q, v in current.items()}}
+                    yield {"doc_id": doc, "scores": {q: v[0] for q, v in current.items()},
+                           "keys": {q: v[1] for q, v in current.items()}}
                 elif doc in skipped:
-                    record = {"doc_id": doc, "skipped": skipped[doc]}
-                else:
-                    continue
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    yield {"doc_id": doc, "skipped": skipped[doc]}
 
-        atomic_write_text(self.progress_file, write)
+        rewrite(self.progress_file, self.fingerprint, records())
         for rank_file in self.progress_file.parent.glob(f"{self.progress_file.stem}.rank*{self.progress_file.suffix}"):
             rank_file.unlink()
 

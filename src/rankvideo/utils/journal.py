@@ -4,7 +4,8 @@ A journal's first line is a header `{"fingerprint": ...}` naming the configurati
 every later line is one finished record, written whole and flushed. Reading keeps complete records
 only: a tail without its newline (cut by a kill while appending) or a damaged line is logged and
 left out, so its work is done again. Appending first removes a cut tail, so the next record starts
-on its own line; a journal of another configuration is started over.
+on its own line; a journal of another configuration is started over. A finished job may replace
+its journal with exactly the records it stands by (`rewrite`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator
+
+from .io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +79,32 @@ def open_journal(path: Path, fingerprint: str) -> IO[str]:
             with open(path, "r+b") as f:
                 f.truncate(end)
     if fresh:
-        path.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
+        path.write_text(_header_line(fingerprint), encoding="utf-8")
     return open(path, "a", encoding="utf-8")
 
 
 def append(fh: IO[str], record: dict, sync: bool = False) -> None:
     """Write one record as one line and flush it (and fsync it when `sync`)."""
-    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    fh.write(_record_line(record))
     fh.flush()
     if sync:
         os.fsync(fh.fileno())
+
+
+def rewrite(path: Path, fingerprint: str, records: Iterable[dict]) -> None:
+    """Replace `path`, atomically, by a journal of `fingerprint` holding `records` in order: the
+    bytes that opening it fresh and appending them would write."""
+    def write(fh: IO[str]) -> None:
+        fh.write(_header_line(fingerprint))
+        for record in records:
+            fh.write(_record_line(record))
+
+    atomic_write_text(path, write)
+
+
+def _header_line(fingerprint: str) -> str:
+    return json.dumps({"fingerprint": fingerprint}) + "\n"
+
+
+def _record_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"

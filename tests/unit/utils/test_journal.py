@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from rankvideo.utils.journal import append, open_journal, read_journal
+from rankvideo.utils.journal import append, open_journal, read_journal, rewrite
 
 
 def _rows(path, fp):
@@ -64,3 +64,18 @@ def test_resumable_checkpoint_skips_a_damaged_last_ckpt(tmp_path, caplog):
         assert resumable_checkpoint(ckpts) == str(ckpts / "epoch=3-step=30.ckpt")
     assert "damaged" in caplog.text and (ckpts / "last.ckpt.damaged").exists() and not (ckpts / "last.ckpt").exists()
     assert torch.load(resumable_checkpoint(ckpts))["epoch"] == 3
+
+
+def test_rewrite_gives_the_bytes_of_a_fresh_journal_and_replaces_the_old_one(tmp_path):
+    records = [{"doc_id": "a", "scores": {"q1": 1.5}}, {"doc_id": "é", "skipped": "cannot decode"}]
+    fresh = tmp_path / "fresh.jsonl"
+    with open_journal(fresh, "f") as fh:
+        for r in records:
+            append(fh, r)
+    old = tmp_path / "old.jsonl"
+    with open_journal(old, "other") as fh:
+        append(fh, {"doc_id": "z", "scores": {"q9": 0.0}})
+    rewrite(old, "f", iter(records))
+    assert old.read_bytes() == fresh.read_bytes()
+    assert [row for _, row in read_journal(old, "f")] == records
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.jsonl", "old.jsonl"]  # no temp file left
