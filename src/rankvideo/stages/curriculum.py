@@ -219,11 +219,7 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
     lora = cfg.peft.name != "none"
     processor = load_processor(str(init), trust_remote_code=bool(cfg.model.trust_remote_code))
     teacher, allowed = _teacher_labels(cfg)
-    sampler = GroupSampler(bench.queries("train"), bench.qrels("train"), first,
-                           GroupSpec(num_negatives=int(s2.num_negatives), pool_depth=int(s2.pool_depth),
-                                     positive_min_grade=int(cfg.data.positive_min_grade),
-                                     negatives_with_replacement=bool(s2.get("negatives_with_replacement", False))),
-                           seed=int(cfg.seed),
+    sampler = GroupSampler(bench.queries("train"), bench.qrels("train"), first, group_spec(cfg), seed=int(cfg.seed),
                            teacher=teacher, allowed=allowed)
     val_queries = bench.queries("val")
     val_pairs = sorted(((q.qid, d, q.text) for q in val_queries for d in rank_order(first.get(q.qid, {}))[: int(s2.val_depth)]),
@@ -250,6 +246,17 @@ def run_stage2(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | 
         if after_fit is not None:
             metrics["after_fit"] = after_fit(tr)
     return metrics
+
+
+def group_spec(cfg: DictConfig) -> GroupSpec:
+    """Stage 2's query groups as configured: positives and negatives by grade as the teacher stage
+    labelled them (`data.positive_min_grade`, `teacher.negative_max_grade`), K negatives from the
+    first stage's top `curriculum.stage2.pool_depth`."""
+    s2 = cfg.curriculum.stage2
+    return GroupSpec(num_negatives=int(s2.num_negatives), pool_depth=int(s2.pool_depth),
+                     positive_min_grade=int(cfg.data.positive_min_grade),
+                     negative_max_grade=int(OmegaConf.select(cfg, "teacher.negative_max_grade", default=0)),
+                     negatives_with_replacement=bool(s2.get("negatives_with_replacement", False)))
 
 
 def _teacher_labels(cfg: DictConfig) -> tuple[dict[tuple[str, str], float], dict[str, set[str]] | None]:

@@ -118,3 +118,18 @@ def test_k2_with_replacement_keeps_a_short_pool_and_repeats_its_negative():
     with pytest.raises(ValueError, match="no query"):
         GroupSampler(QUERIES[:1], {"q1": {"a": 3}}, {"q1": {"a": 1.0}},
                      GroupSpec(num_negatives=2, negatives_with_replacement=True), seed=0)
+
+
+def test_stage2_groups_take_the_teachers_grade_bounds_from_the_config():
+    from conftest import compose_cfg
+    from rankvideo.stages.curriculum import group_spec
+
+    spec = group_spec(compose_cfg())
+    assert (spec.positive_min_grade, spec.negative_max_grade, spec.num_negatives, spec.pool_depth) == (3, 0, 2, 100)
+    # Partial matches (grades 1-2) as negatives: the teacher stage labels them, and stage 2 draws them.
+    spec = group_spec(compose_cfg(["teacher.negative_max_grade=2"]))
+    assert spec.negative_max_grade == 2
+    qrels = {"q1": {"a": 3, "b": 2, "c": 1}}
+    s = GroupSampler(QUERIES[:1], qrels, {"q1": {"a": 9.0, "b": 8.0, "c": 7.0, "d": 6.0}},
+                     GroupSpec(num_negatives=3, negative_max_grade=2), seed=0)
+    assert {d for g in s.groups(0) for d in g.doc_ids[1:]} == {"b", "c", "d"}
