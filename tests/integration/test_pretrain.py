@@ -271,6 +271,29 @@ def test_round_settings_are_checked_by_name():
     cfg = compose_cfg(["debug=tiny", "pretrain.continued=[{grow_layers: -1}]"])
     with pytest.raises(ConfigError, match=r"pretrain.continued\[0\].grow_layers must be an integer >= 0, got -1"):
         validate_config(cfg, stage="pretrain")
+    cfg = compose_cfg(["debug=tiny", "+pretrain.extra_rounds=[{epochs: 2}, {lr: 0}]"])
+    with pytest.raises(ConfigError, match=r"pretrain.extra_rounds\[1\].lr must be > 0"):
+        validate_config(cfg, stage="pretrain")
+
+
+def test_extra_rounds_are_the_same_rounds_as_continued_ones_appended():
+    """An experiment's `extra_rounds` train and hash exactly as the same rounds appended to
+    `pretrain.continued` would: the configured rounds keep their folders and the shipped export."""
+    from rankvideo.modules.pretraining import parse_rounds
+    from rankvideo.stages.pretrain import _fingerprint
+
+    extra = "[{epochs: 2, lr: 0.0005}, {grow_layers: 1, epochs: 1}]"
+    cfg = compose_cfg([f"+pretrain.extra_rounds={extra}"])
+    configured = OmegaConf.to_container(cfg.pretrain.continued)
+    appended = compose_cfg()
+    appended.pretrain.continued = configured + OmegaConf.to_container(OmegaConf.create(extra))
+    rounds = parse_rounds(OmegaConf.to_container(cfg.pretrain, resolve=True))
+    assert len(rounds) == len(configured) + 3
+    assert rounds == parse_rounds(OmegaConf.to_container(appended.pretrain, resolve=True))
+    assert [_fingerprint(cfg, k) for k in range(len(rounds))] == [_fingerprint(appended, k) for k in range(len(rounds))]
+    # The configured rounds hash as they do without the extra ones.
+    plain = compose_cfg()
+    assert [_fingerprint(cfg, k) for k in range(len(configured) + 1)] == [_fingerprint(plain, k) for k in range(len(configured) + 1)]
 
 
 def test_a_round_that_grows_the_language_model(tmp_path):

@@ -88,34 +88,47 @@ ROUND_KEYS = ("epochs", "steps_per_epoch", "batch_size", "lr", "warmup_ratio", "
 GROWTH_KEYS = ("grow_layers",)
 
 
+def continued_rounds(node: Mapping) -> list[tuple[str, object]]:
+    """The rounds after the first, each with where the config sets it: `pretrain.continued`, then
+    `pretrain.extra_rounds` (an experiment's own rounds after the configured ones, so that it need
+    not repeat them: a Hydra list replaces a list)."""
+    out = []
+    for key in ("continued", "extra_rounds"):
+        entries = node.get(key) or []
+        if not isinstance(entries, (list, tuple)):
+            raise ValueError(f"pretrain.{key} must be a list of rounds, got {entries!r}")
+        out += [(f"pretrain.{key}[{j}]", r) for j, r in enumerate(entries)]
+    return out
+
+
 def parse_rounds(node: Mapping) -> list[dict]:
     """The rounds of pre-training: the first from the `pretrain` node itself, then one per entry of
-    `pretrain.continued` (continued pre-training from the previous round's weights, with a fresh
-    optimiser and learning-rate schedule). `node` is the `pretrain` node as a plain mapping."""
+    `pretrain.continued` and of `pretrain.extra_rounds` (continued pre-training from the previous
+    round's weights, with a fresh optimiser and learning-rate schedule). `node` is the `pretrain`
+    node as a plain mapping."""
     first = {k: node[k] for k in ROUND_KEYS}
-    out = [first]
-    for i, extra in enumerate(node.get("continued") or [], start=1):
+    out, where = [first], ["pretrain"]
+    for i, (at, extra) in enumerate(continued_rounds(node), start=1):
         if not isinstance(extra, Mapping):
-            raise ValueError(f"pretrain.continued[{i - 1}] must be a mapping of round settings, got {extra!r}")
+            raise ValueError(f"{at} must be a mapping of round settings, got {extra!r}")
         bad = sorted(set(extra) - set(ROUND_KEYS) - set(GROWTH_KEYS))
         if bad:
-            raise ValueError(f"pretrain.continued[{i - 1}]: unknown keys {bad}; a round sets "
-                             f"{list(ROUND_KEYS + GROWTH_KEYS)}")
+            raise ValueError(f"{at}: unknown keys {bad}; a round sets {list(ROUND_KEYS + GROWTH_KEYS)}")
         grow = extra.get("grow_layers", 0)
         if not isinstance(grow, int) or isinstance(grow, bool) or grow < 0:
-            raise ValueError(f"pretrain.continued[{i - 1}].grow_layers must be an integer >= 0, got {grow!r}")
+            raise ValueError(f"{at}.grow_layers must be an integer >= 0, got {grow!r}")
         out.append({**first, "seed": int(first["seed"]) + i, **dict(extra), "grow_layers": grow})
-    for i, r in enumerate(out):
-        where = "pretrain" if i == 0 else f"pretrain.continued[{i - 1}]"
+        where.append(at)
+    for r, at in zip(out, where):
         for key in ("epochs", "steps_per_epoch", "batch_size", "val_every_n_epochs"):
             if int(r[key]) < 1:
-                raise ValueError(f"{where}.{key} must be >= 1, got {r[key]}")
+                raise ValueError(f"{at}.{key} must be >= 1, got {r[key]}")
         if float(r["lr"]) <= 0:
-            raise ValueError(f"{where}.lr must be > 0, got {r['lr']}")
+            raise ValueError(f"{at}.lr must be > 0, got {r['lr']}")
         try:
             parse_schedule(r["schedule"])
         except ValueError as e:
-            raise ValueError(f"{where}: {e}") from None
+            raise ValueError(f"{at}: {e}") from None
     return out
 
 

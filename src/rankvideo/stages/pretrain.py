@@ -69,7 +69,9 @@ def _fingerprint(cfg: DictConfig, upto: int = 0) -> str:
     blob["pretrain"].pop("num_workers", None)
     blob["pretrain"].pop("reuse", None)
     blob["pretrain"]["corpus"].pop("num_workers", None)
-    continued = blob["pretrain"].pop("continued", None) or []
+    # An extra round hashes as the configured round at its position would, so an experiment's
+    # `extra_rounds` continue the configured rounds' folders (and the shipped export).
+    continued = [*(blob["pretrain"].pop("continued", None) or []), *(blob["pretrain"].pop("extra_rounds", None) or [])]
     if upto:
         blob["pretrain"]["continued"] = continued[:upto]
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]

@@ -159,7 +159,8 @@ def validate_config(cfg: DictConfig, stage: str | None = None) -> None:
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(str(e)) from None
     present, node = _select(cfg, "pretrain")
-    if present and isinstance(node, DictConfig) and node.get("continued") and (stage is None or stage in SCHEDULE_STAGES):
+    rounds = present and isinstance(node, DictConfig) and (node.get("continued") or node.get("extra_rounds"))
+    if rounds and (stage is None or stage in SCHEDULE_STAGES):
         from ..modules.pretraining import parse_rounds
 
         try:
