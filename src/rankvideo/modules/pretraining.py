@@ -346,6 +346,8 @@ class PretrainModule(BackboneModule):
                 at = int(pos[0]) + 1
                 margin = float(logits[i, at, yes] - logits[i, at, no])
                 row.update(margin=margin, label=ex["answer"] == "yes", correct=(margin > 0) == (ex["answer"] == "yes"))
+                if ex.get("grade") is not None:
+                    row["grade"] = int(ex["grade"])
             else:
                 row["correct"] = row["exact"]
             self._rows.append(row)
@@ -366,7 +368,10 @@ class PretrainModule(BackboneModule):
 def summarise(rows: Sequence[dict]) -> dict:
     """Accuracy per `form/qtype`, per form and overall (caption rows excluded: they have no
     single answer), the AUC of the margin per form on yes/no rows (`rerank/relevance` is the
-    reranking prompt on generic relevance queries), and the mean caption NLL per token."""
+    reranking prompt on generic relevance queries), and the mean caption NLL per token. Rows of
+    a type with graded partial matches (`graded`) also give the AUC of full matches against
+    partial ones (`<form>/<qtype>/3>12`) and of partial matches against irrelevant clips
+    (`<form>/<qtype>/12>0`), whatever their drawn answers."""
     acc: dict[str, list[bool]] = {}
     auc_rows: dict[str, list[tuple[float, bool]]] = {}
     nll: dict[str, list[float]] = {}
@@ -379,6 +384,12 @@ def summarise(rows: Sequence[dict]) -> dict:
         if "margin" in r:
             for key in (f"{r['form']}/{r['qtype']}", r["form"]):
                 auc_rows.setdefault(key, []).append((r["margin"], r["label"]))
+        if r.get("grade") is not None and r["qtype"] == "graded":
+            g, base = int(r["grade"]), f"{r['form']}/{r['qtype']}"
+            if g > 0:
+                auc_rows.setdefault(f"{base}/3>12", []).append((r["margin"], g == 3))
+            if g < 3:
+                auc_rows.setdefault(f"{base}/12>0", []).append((r["margin"], g > 0))
     return {
         "accuracy": {k: float(np.mean(v)) for k, v in sorted(acc.items())},
         "count": {k: len(v) for k, v in sorted(acc.items())},

@@ -250,3 +250,34 @@ def test_the_event_type_leaves_the_search_draws_as_the_shipped_weights_were_trai
     exs = [sample_example(v, "search", form, rng) for form in ("rerank", "short", "question") * 40]
     digest = hashlib.sha256("|".join(f"{e.text}={e.answer}" for e in exs).encode()).hexdigest()[:16]
     assert digest == "b46a950f1b113ca2"
+
+
+def test_graded_queries_answer_partial_matches_yes_in_proportion_to_their_grade():
+    objects = [RED_CIRCLE, BLUE_SQUARE, SceneObject("triangle", "green", "small", "left", 2.0),
+               SceneObject("circle", "yellow", "large", "static", 3.0)]
+    v = _video(objects, text=OnScreenText("FLOOD", 0.0, 4.0), kind="flood", place="Lisbon")
+    rng = np.random.default_rng(7)
+    yes, n = Counter(), Counter()
+    for _ in range(1500):
+        ex = sample_example(v, "graded", "rerank", rng)
+        if ex is None:
+            continue
+        assert ex.text.startswith(SEARCH_LEADS) and ex.grade in (0, 1, 2, 3), ex
+        n[ex.grade] += 1
+        yes[ex.grade] += ex.answer == "yes"
+        if ex.grade in (1, 2):
+            # A partial match is of the clip's own event: its kind, and its place where one is named.
+            assert "flood" in ex.text and not any(p in ex.text for p in PLACES if p != "Lisbon"), ex.text
+    assert sum(n.values()) > 1400
+    assert yes[3] == n[3] > 100 and yes[0] == 0 < n[0]
+    # Half are partial matches; grade 2 needs two facts (one holding, one in part), so it is rarer.
+    assert 0.4 < (n[1] + n[2]) / sum(n.values()) < 0.6 and n[1] > 500 and n[2] >= 10
+    assert abs(yes[1] / n[1] - 1 / 3) < 0.06 and 0 < yes[2] < n[2]
+
+
+def test_the_graded_type_leaves_the_search_draws_and_the_first_rounds_types_alone():
+    assert QTYPES[: len(GENERAL_QTYPES)] == GENERAL_QTYPES and QTYPES.index("graded") > QTYPES.index("event")
+    v = _video([RED_CIRCLE, BLUE_SQUARE], text=OnScreenText("FLOOD", 0.0, 4.0), kind="flood", place="Lisbon")
+    rng = np.random.default_rng(11)
+    ex = sample_example(v, "search", "rerank", rng)
+    assert ex.grade in (0, 3) and (ex.grade == 3) == (ex.answer == "yes")

@@ -76,3 +76,17 @@ def test_summary_accuracy_and_auc_by_hand():
     assert t["accuracy"]["all"] == 0.8 and "caption" not in t["accuracy"]
     assert t["auc"]["short/colour"] == 1.0 and t["auc"]["rerank/relevance"] == 1.0
     assert t["nll"] == {"caption": 2.5}
+
+
+def test_summary_orders_graded_queries_by_their_grade_not_their_drawn_answer():
+    def row(margin, grade, yes):
+        return {"form": "rerank", "qtype": "graded", "correct": (margin > 0) == yes, "margin": margin, "label": yes,
+                "grade": grade, "nll": 0.1, "exact": True}
+
+    # Full matches at 3 and 1, partial ones at 2 (answered yes) and 0 (answered no), irrelevant at -1.
+    rows = [row(3.0, 3, True), row(1.0, 3, True), row(2.0, 1, True), row(0.0, 2, False), row(-1.0, 0, False)]
+    auc = summarise(rows)["auc"]
+    # Full over partial: (3 > 2, 3 > 0, 1 < 2, 1 > 0) = 3 of 4; partial over irrelevant: 2 of 2.
+    assert auc["rerank/graded/3>12"] == 0.75 and auc["rerank/graded/12>0"] == 1.0
+    # The answer-based AUC counts the grade-1 row answered yes as a positive: yes (3, 1, 2) vs no (0, -1).
+    assert auc["rerank/graded"] == 1.0

@@ -16,7 +16,9 @@ What the corpus holds (one record per video, `PretrainVideo`) and what is asked 
   (its emblem), absence, relevance of a generic search query (an event and visual facts, true
   or with one fact changed), and `search`: a user's query for a news clip written and judged by
   the world's query code (`_search_q`), and `event`: such a query that always names the place,
-  its irrelevant ones mostly another place (`_event_q`); yes/no answers are balanced, open
+  its irrelevant ones mostly another place (`_event_q`), and `graded`: `search` queries and
+  partial matches of the clip's event (grades 1-2), answered yes with probability grade / 3
+  (`_graded_q`); yes/no answers are balanced, open
   questions have one-word or short answers;
 - prompt forms (`FORMS`): `short` (the video, then a terse question: "red circle?"),
   `question` (a full question), `instruct` (an instruction system prompt of varied length and
@@ -72,7 +74,7 @@ __all__ = [
 _VIDEOS, _EMBLEMS = 101, 102
 
 QTYPES = ("colour", "shape", "object", "count", "order", "motion", "size", "word", "kind", "place", "absence",
-          "relevance", "search", "event")
+          "relevance", "search", "event", "graded")
 # The types of the first pre-training round. The tokenizer's training text and the held-out rotation
 # draw from these only, so that adding a type leaves the shipped tokenizer and held-out set as they were.
 GENERAL_QTYPES = QTYPES[:12]
@@ -305,7 +307,8 @@ class Example:
 
     `text` is what the prompt carries (the terse question, the full question, or the generic
     query of the reranking prompt); `answer` the target word(s); `yes_no` whether the answer is
-    yes or no (then the score logit(yes) - logit(no) decides it)."""
+    yes or no (then the score logit(yes) - logit(no) decides it); `grade` the world's grade
+    (0-3) of a `search`-like query about the clip, where one was judged."""
 
     index: int
     qtype: str
@@ -314,6 +317,7 @@ class Example:
     answer: str
     yes_no: bool
     system: str | None = None
+    grade: int | None = None
 
 
 @dataclass(frozen=True)
@@ -322,6 +326,7 @@ class _Question:
     full: str
     query: str | None  # the fact as a search-query phrase (yes/no questions only)
     answer: str
+    grade: int | None = None  # queries.grade of a search query against the clip
 
     @property
     def yes_no(self) -> bool:
@@ -573,10 +578,35 @@ def _event_q(v, rng):
     return _search_q(v, rng, event=True) if v.emblem_shown else None
 
 
-def _search_attempt(v, rng, yes: bool, event: bool = False):
+def _graded_q(v, rng):
+    """A search query (as `_search_q` writes them) whose relevance is graded: half of them are
+    `search` queries (grade 3 or 0), half partial matches, written from another scene of the
+    clip's own event so that the world's `queries.grade` gives 1 or 2 (the named objects are on
+    screen, but not every fact holds). A query of grade g is answered yes with probability g / 3,
+    so the score's expectation orders 3 > 2 > 1 > 0, as the benchmark's graded judgments do."""
+    if rng.random() < 0.5:
+        return _search_q(v, rng)
+    for _ in range(40):
+        q = _search_attempt(v, rng, False, partial=True)
+        if q is not None:
+            return q
+    return None
+
+
+def _other_scene(v, rng) -> Scene:
+    """Another scene of the clip's own event (its background and emblem, other objects)."""
+    s = v.scene
+    return sample_scene(rng, width=s.width, height=s.height, fps=s.fps, seconds=s.seconds, max_objects=4,
+                        text_words=EVENT_KINDS[v.kind]["screen"] + GENERIC_SCREEN, text_rate=0.5,
+                        kind_index=s.kind_index, place_index=s.place_index)
+
+
+def _search_attempt(v, rng, yes: bool, event: bool = False, partial: bool = False):
     with_place = True if event else rng.random() < 0.5
     kind, place, scene = v.kind, v.place, v.scene
-    if not yes:
+    if partial:
+        scene = _other_scene(v, rng)
+    elif not yes:
         if event:
             how = str(rng.choice(["place", "kind"], p=[0.7, 0.3]))
         elif with_place:
@@ -588,10 +618,7 @@ def _search_attempt(v, rng, yes: bool, event: bool = False):
         elif how == "place":
             place = _pick(rng, [p for p in PLACES if p != v.place])
         else:
-            s = v.scene
-            scene = sample_scene(rng, width=s.width, height=s.height, fps=s.fps, seconds=s.seconds, max_objects=4,
-                                 text_words=EVENT_KINDS[v.kind]["screen"] + GENERIC_SCREEN, text_rate=0.5,
-                                 kind_index=s.kind_index, place_index=s.place_index)
+            scene = _other_scene(v, rng)
     evidence = _SEARCH_EVIDENCE[int(rng.choice(len(_SEARCH_EVIDENCE), p=[w for _, w in _SEARCH_EVIDENCE]))][0]
     got = _search_constraints(kind, scene, evidence, rng)
     if got is None:
@@ -601,7 +628,11 @@ def _search_attempt(v, rng, yes: bool, event: bool = False):
                      place=place if with_place else None, constraints=tuple(constraints))
     details = tuple(c.args["detail"] for c in constraints if c.kind == "detail")
     g = grade(spec, VideoTruth(kind=v.kind, place=v.place, details=details, scene=v.scene))
-    if g not in (0, 3) or (g == 3) != yes:
+    if partial:
+        if g not in (1, 2):
+            return None
+        yes = bool(rng.random() < g / 3)
+    elif g not in (0, 3) or (g == 3) != yes:
         return None
     if with_place:
         anchor = str(rng.choice([f"the {kind} in {place}", f"{kind} in {place}", f"{_a(kind)} in {place}", f"the {place} {kind}"]))
@@ -609,12 +640,13 @@ def _search_attempt(v, rng, yes: bool, event: bool = False):
         anchor = str(rng.choice([_a(kind), f"the {kind}", kind]))
     text = f"{_pick(rng, SEARCH_LEADS)} {anchor} {' '.join(phrases)}"
     short = f"{kind} in {place}?" if event else f"{text}?"
-    return _Question(short, f"Is this video relevant to: {text}?", text, YES if yes else NO)
+    return _Question(short, f"Is this video relevant to: {text}?", text, YES if yes else NO, g)
 
 
 _GENERATORS = {"colour": _colour_q, "shape": _shape_q, "object": _object_q, "count": _count_q, "order": _order_q,
                "motion": _motion_q, "size": _size_q, "word": _word_q, "kind": _kind_q, "place": _place_q,
-               "absence": _absence_q, "relevance": _relevance_q, "search": _search_q, "event": _event_q}
+               "absence": _absence_q, "relevance": _relevance_q, "search": _search_q, "event": _event_q,
+               "graded": _graded_q}
 
 # Instruction system prompts of varied length and wording (the `instruct` form).
 INSTRUCTIONS = (
@@ -640,16 +672,16 @@ def sample_example(video: PretrainVideo, qtype: str, form: str, rng: np.random.G
     if q is None:
         return None
     if form == "short":
-        return Example(video.index, qtype, form, q.short, q.answer, q.yes_no)
+        return Example(video.index, qtype, form, q.short, q.answer, q.yes_no, grade=q.grade)
     if form == "question":
-        return Example(video.index, qtype, form, q.full, q.answer, q.yes_no)
+        return Example(video.index, qtype, form, q.full, q.answer, q.yes_no, grade=q.grade)
     if form == "instruct":
         system = INSTRUCTIONS[int(rng.integers(len(INSTRUCTIONS)))]
-        return Example(video.index, qtype, form, f"Question: {q.full}", q.answer, q.yes_no, system=system)
+        return Example(video.index, qtype, form, f"Question: {q.full}", q.answer, q.yes_no, system=system, grade=q.grade)
     if form == "rerank":
         if q.query is None:
             return None
-        return Example(video.index, qtype, form, q.query, q.answer, True)
+        return Example(video.index, qtype, form, q.query, q.answer, True, grade=q.grade)
     raise ValueError(f"unknown prompt form {form!r}; choose from {FORMS}")
 
 
