@@ -244,3 +244,54 @@ def test_rerank_depth_refuses_depths_the_reranking_did_not_score_and_damaged_out
     (folder / "progress.jsonl").write_text('{"doc_id": "d1", "scores": {"q1": 1.0}}\n')
     with pytest.raises(SystemExit, match=r"rr/progress.jsonl line 1: expected the run's fingerprint record, got '\{\"doc_id\""):
         depth_script.main(["--rerank-dirs", str(folder), "--depths", "10"])
+
+
+def _pair_benchmark(root):
+    """A one-query benchmark about a flood in Lisbon: a is fully relevant (3), b in part (1), c is the
+    flood in Lisbon without the query's facts, d another kind of event, e another place."""
+    from rankvideo.data.trec import write_qrels
+
+    root.mkdir()
+    where = {"a": ("flood", "Lisbon"), "b": ("flood", "Lisbon"), "c": ("flood", "Lisbon"), "d": ("storm", "Lisbon"),
+             "e": ("flood", "Osaka")}
+    with open(root / "corpus.jsonl", "w") as f:
+        for d, (kind, place) in where.items():
+            f.write(json.dumps({"doc_id": d, "video": f"videos/{d}.mp4", "truth": {"kind": kind, "place": place}}) + "\n")
+    (root / "queries.jsonl").write_text(json.dumps({"qid": "q1", "text": "flood in Lisbon with two circles", "split": "val",
+                                                    "kind": "flood", "place": "Lisbon", "qtype": "count"}) + "\n")
+    write_qrels(root / "qrels_val.trec", {"q1": {"a": 3, "b": 1}})
+    return root
+
+
+def test_pair_accuracy_by_hand(tmp_path, capsys):
+    script = _script("pair_accuracy")
+    bench = _pair_benchmark(tmp_path / "bench")
+    first = {"q1": {"e": 5.0, "d": 4.0, "c": 3.0, "b": 2.0, "a": 1.0}}  # every better video below every worse one
+    reranked = {"q1": {"a": 5.0, "b": 1.0, "c": 2.0, "d": 1.0, "e": 3.0}}
+    truth = {d.doc_id: d.truth for d in script.Benchmark(bench).corpus()}
+    spec = {"q1": ("flood", "Lisbon", "count")}
+    qrels = {"q1": {"a": 3, "b": 1}}
+    acc = script.pair_accuracy({"first": first, "rr": reranked}, first, qrels, truth, spec, depth=5)
+    # a over everything: right; b over c (1 < 2) wrong, over d (1 = 1) a tie, over e (1 < 3) wrong.
+    assert {k: v for k, v in acc["rr"].items()} == {
+        "full > partial": [1.0], "full > 0 facts": [1.0], "full > 0 kind": [1.0], "full > 0 place": [1.0],
+        "partial > 0 facts": [0.0], "partial > 0 kind": [0.5], "partial > 0 place": [0.0]}
+    assert all(v == [0.0] for v in acc["first"].values())
+    # The top 4 leaves a out: only b's pairs; by type, each class names the query's type.
+    acc = script.pair_accuracy({"rr": reranked}, first, qrels, truth, spec, depth=4, by_type=True)
+    assert sorted(acc["rr"]) == ["partial > 0 facts / count", "partial > 0 kind / count", "partial > 0 place / count"]
+    # The script's table, from TREC files.
+    from rankvideo.data.trec import write_trec_run
+
+    write_trec_run(tmp_path / "first.trec", first)
+    (tmp_path / "rr").mkdir()
+    write_trec_run(tmp_path / "rr" / "run.trec", reranked)
+    assert script.main(["--benchmark", str(bench), "--run", str(tmp_path / "first.trec"), "--runs",
+                        str(tmp_path / "rr" / "run.trec"), "--splits", "val", "--depth", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "| pairs | n | first stage | rr |" in out and "| partial > 0 kind | 1 | 0.000 | 0.500 |" in out
+    # A benchmark without ground truth (not the synthetic one) is refused by name.
+    (bench / "corpus.jsonl").write_text(json.dumps({"doc_id": "a", "video": "videos/a.mp4"}) + "\n")
+    with pytest.raises(SystemExit, match=r"corpus.jsonl: video a has no ground truth"):
+        script.main(["--benchmark", str(bench), "--run", str(tmp_path / "first.trec"), "--runs",
+                     str(tmp_path / "rr" / "run.trec"), "--splits", "val"])
