@@ -80,6 +80,6 @@ def test_shipped_weights_answer_fixed_held_out_questions(backbone):
     assert sum(right) >= MIN_RIGHT, f"{sum(right)} of {len(rows)} right; wrong: {wrong}"
 
 
-# The shipped weights (all seven rounds, 43,000 steps) answer 41 of these 48; a change that makes them
+# The shipped weights (all eight rounds, 45,000 steps) answer 42 of these 48; a change that makes them
 # answer fewer is a regression.
-MIN_RIGHT = 41
+MIN_RIGHT = 42
