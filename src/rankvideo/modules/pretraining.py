@@ -370,8 +370,8 @@ def summarise(rows: Sequence[dict]) -> dict:
     single answer), the AUC of the margin per form on yes/no rows (`rerank/relevance` is the
     reranking prompt on generic relevance queries), and the mean caption NLL per token. Rows of
     a type with graded partial matches (`graded`) also give the AUC of full matches against
-    partial ones (`<form>/<qtype>/3>12`) and of partial matches against irrelevant clips
-    (`<form>/<qtype>/12>0`), whatever their drawn answers."""
+    partial ones (`<form>/<qtype>/full_vs_partial`) and of partial matches against irrelevant clips
+    (`<form>/<qtype>/partial_vs_none`), whatever their drawn answers."""
     acc: dict[str, list[bool]] = {}
     auc_rows: dict[str, list[tuple[float, bool]]] = {}
     nll: dict[str, list[float]] = {}
@@ -387,9 +387,9 @@ def summarise(rows: Sequence[dict]) -> dict:
         if r.get("grade") is not None and r["qtype"] == "graded":
             g, base = int(r["grade"]), f"{r['form']}/{r['qtype']}"
             if g > 0:
-                auc_rows.setdefault(f"{base}/3>12", []).append((r["margin"], g == 3))
+                auc_rows.setdefault(f"{base}/full_vs_partial", []).append((r["margin"], g == 3))
             if g < 3:
-                auc_rows.setdefault(f"{base}/12>0", []).append((r["margin"], g > 0))
+                auc_rows.setdefault(f"{base}/partial_vs_none", []).append((r["margin"], g > 0))
     return {
         "accuracy": {k: float(np.mean(v)) for k, v in sorted(acc.items())},
         "count": {k: len(v) for k, v in sorted(acc.items())},

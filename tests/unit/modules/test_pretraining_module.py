@@ -3,6 +3,8 @@ clip, and the held-out summary."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rankvideo.data.synthetic.build import VideoSpec
@@ -87,6 +89,8 @@ def test_summary_orders_graded_queries_by_their_grade_not_their_drawn_answer():
     rows = [row(3.0, 3, True), row(1.0, 3, True), row(2.0, 1, True), row(0.0, 2, False), row(-1.0, 0, False)]
     auc = summarise(rows)["auc"]
     # Full over partial: (3 > 2, 3 > 0, 1 < 2, 1 > 0) = 3 of 4; partial over irrelevant: 2 of 2.
-    assert auc["rerank/graded/3>12"] == 0.75 and auc["rerank/graded/12>0"] == 1.0
+    assert auc["rerank/graded/full_vs_partial"] == 0.75 and auc["rerank/graded/partial_vs_none"] == 1.0
+    # Every key is a metric name MLflow accepts (letters, digits, _ - . / and spaces).
+    assert all(re.fullmatch(r"[\w\-./ ]+", k) for k in auc), sorted(auc)
     # The answer-based AUC counts the grade-1 row answered yes as a positive: yes (3, 1, 2) vs no (0, -1).
     assert auc["rerank/graded"] == 1.0
