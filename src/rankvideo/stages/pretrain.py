@@ -33,7 +33,7 @@ from ..data.synthetic.build import VideoSpec
 from ..data.synthetic.pretraining import PretrainCorpusConfig, build_corpus, corpus_fingerprint, tokenizer_texts
 from ..models.scoring import yes_no_token_ids
 from ..models.tiny import build_tiny_qwen3_vl, grow_language_model, load_processor, state_dict_sha256
-from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, parse_rounds, parse_schedule
+from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, continued_rounds, parse_rounds, parse_schedule
 from ..tracking import tracked_run
 from ..tracking.lightning_logger import StageRunLogger
 from ..utils.io import atomic_dir, file_sha256, resumable_checkpoint, write_json
@@ -71,7 +71,9 @@ def _fingerprint(cfg: DictConfig, upto: int = 0) -> str:
     blob["pretrain"]["corpus"].pop("num_workers", None)
     # An extra round hashes as the configured round at its position would, so an experiment's
     # `extra_rounds` continue the configured rounds' folders (and the shipped export).
-    continued = [*(blob["pretrain"].pop("continued", None) or []), *(blob["pretrain"].pop("extra_rounds", None) or [])]
+    continued = [r for _, r in continued_rounds(blob["pretrain"])]
+    blob["pretrain"].pop("continued", None)
+    blob["pretrain"].pop("extra_rounds", None)
     if upto:
         blob["pretrain"]["continued"] = continued[:upto]
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
