@@ -271,6 +271,9 @@ def test_round_settings_are_checked_by_name():
     cfg = compose_cfg(["debug=tiny", "pretrain.continued=[{grow_layers: -1}]"])
     with pytest.raises(ConfigError, match=r"pretrain.continued\[0\].grow_layers must be an integer >= 0, got -1"):
         validate_config(cfg, stage="pretrain")
+    cfg = compose_cfg(["debug=tiny", "pretrain.continued=[{widen_vision: 0}]"])
+    with pytest.raises(ConfigError, match=r"pretrain.continued\[0\].widen_vision must be an integer >= 1, got 0"):
+        validate_config(cfg, stage="pretrain")
     cfg = compose_cfg(["debug=tiny", "+pretrain.extra_rounds=[{epochs: 2}, {lr: 0}]"])
     with pytest.raises(ConfigError, match=r"pretrain.extra_rounds\[1\].lr must be > 0"):
         validate_config(cfg, stage="pretrain")
@@ -296,13 +299,14 @@ def test_extra_rounds_are_the_same_rounds_as_continued_ones_appended():
     assert [_fingerprint(cfg, k) for k in range(len(configured) + 1)] == [_fingerprint(plain, k) for k in range(len(configured) + 1)]
 
 
-def test_a_round_that_grows_the_language_model(tmp_path):
-    """A round with grow_layers appends decoder layers before it trains; the rounds after it keep
-    the depth without growing again. The export's config has the grown depth, build_info keeps the
-    first round's arguments (so model.arch still matches) and counts the layers added."""
+def test_a_round_that_grows_the_language_model_and_widens_the_tower(tmp_path):
+    """A round with grow_layers appends decoder layers, and one with widen_vision widens the vision
+    tower, before it trains; the rounds after it keep the sizes without changing them again. The
+    export's config has the grown depth and width, build_info keeps the first round's arguments (so
+    model.arch still matches) and records the layers added and the widening."""
     base = ("pretrain.epochs=1", "pretrain.steps_per_epoch=1", "tracking.enabled=false",
             f"paths.pretrain_work={tmp_path / 'work'}")
-    rounds = ("pretrain.continued=[{grow_layers: 1, epochs: 1, steps_per_epoch: 2, schedule: [{until: 1.0, forms: "
+    rounds = ("pretrain.continued=[{grow_layers: 1, widen_vision: 2, epochs: 1, steps_per_epoch: 2, schedule: [{until: 1.0, forms: "
               "{rerank: 1}}]}, {epochs: 1, steps_per_epoch: 1, schedule: [{until: 1.0, forms: {short: 1}}]}]")
     cfg = _cfg(tmp_path, *base, rounds)
     out = pretrain.run(cfg)
@@ -313,6 +317,9 @@ def test_a_round_that_grows_the_language_model(tmp_path):
     build = json.loads((folder / "build_info.json").read_text())
     assert build["grown_layers"] == 1 and build["args"]["num_layers"] == cfg.model.arch.num_layers
     assert build["config"]["text_config"]["num_hidden_layers"] == cfg.model.arch.num_layers + 1
+    assert build["vision_widened"] == 2 and build["args"]["vision_hidden"] == cfg.model.arch.vision_hidden
+    assert config["vision_config"]["hidden_size"] == 2 * cfg.model.arch.vision_hidden
     verify_pretrained(folder, out["sha256"], dict(OmegaConf.to_container(cfg.model.arch, resolve=True)))
     model, _ = load_backbone(folder)
     assert len(model.model.language_model.layers) == cfg.model.arch.num_layers + 1
+    assert model.model.visual.blocks[0].attn.qkv.in_features == 2 * cfg.model.arch.vision_hidden

@@ -50,6 +50,7 @@ __all__ = [
     "build_tiny_qwen3_vl",
     "grow_language_model",
     "load_backbone",
+    "widen_vision_tower",
     "state_dict_sha256",
 ]
 
@@ -472,6 +473,81 @@ def grow_language_model(src: str | os.PathLike[str], dst: str | os.PathLike[str]
     text_cfg.num_hidden_layers = n + extra_layers
     if getattr(text_cfg, "layer_types", None) is not None:
         text_cfg.layer_types = list(text_cfg.layer_types) + [text_cfg.layer_types[-1]] * extra_layers
+    with atomic_dir(dst) as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+    return dst
+
+
+def _widened_vision_state(state: dict[str, torch.Tensor], k: int, merge_units: int) -> dict[str, torch.Tensor]:
+    """The vision tower's state dict at k times its width, computing the same function.
+
+    Every width of the tower (the residual stream, attention heads, the MLP's inner width, the
+    mergers' inner width) is repeated k times as whole blocks: a residual state x becomes
+    [x, x, ..., x]. Weights that read a repeated input are tiled and divided by k (so each output
+    sums the k equal copies back to one), weights that write one are tiled; a LayerNorm over k
+    copies of x has x's mean and variance, so its affine parameters are tiled. The attention keeps
+    its head width and gets k times the heads (copies of the originals, in order), so the rotary
+    embedding is unchanged. `merge_units`: patches a merger folds into one token (spatial merge
+    squared); a merger's input is that many residual states side by side."""
+    out = {}
+    for name, w in state.items():
+        if name == "pos_embed.weight":
+            out[name] = w.repeat(1, k)
+        elif name == "patch_embed.proj.weight":
+            out[name] = w.repeat(k, *([1] * (w.ndim - 1)))
+        elif name.startswith("deepstack_merger_list.") and ".norm." in name:
+            # a norm over merge_units residual states side by side (after the shuffle)
+            out[name] = w.view(merge_units, -1).repeat(1, k).reshape(-1)
+        elif name.endswith("attn.qkv.weight"):
+            out[name] = w.view(3, -1, w.shape[1]).repeat(1, k, k).reshape(-1, k * w.shape[1]) / k
+        elif name.endswith("attn.qkv.bias"):
+            out[name] = w.view(3, -1).repeat(1, k).reshape(-1)
+        elif "merger" in name and name.endswith("linear_fc1.weight"):
+            d_out, d_in = w.shape
+            out[name] = w.view(d_out, merge_units, d_in // merge_units).repeat(k, 1, k).reshape(k * d_out, k * d_in) / k
+        elif "merger" in name and name.endswith("linear_fc2.weight"):
+            out[name] = w.repeat(1, k) / k   # writes the language model's width, which stays
+        elif "merger" in name and name.endswith("linear_fc2.bias"):
+            out[name] = w.clone()
+        elif w.ndim == 2:
+            out[name] = w.repeat(k, k) / k
+        elif w.ndim == 1:
+            out[name] = w.repeat(k)
+        else:
+            raise ValueError(f"widen_vision_tower: no rule for parameter {name} of shape {tuple(w.shape)}")
+    return out
+
+
+def widen_vision_tower(src: str | os.PathLike[str], dst: str | os.PathLike[str], factor: int, *,
+                       noise: float = 1e-3, seed: int = 0) -> Path:
+    """Widen a saved Qwen3-VL's vision tower `factor` times (hidden size, MLP width, heads, the
+    mergers' inner width; the head width, depth and the language model stay), starting from a
+    tower that computes what `src`'s computes (see `_widened_vision_state`). The copies of a unit
+    would get equal gradients for ever, so every widened matrix gets Gaussian noise of `noise`
+    times its own standard deviation (seeded; 0 keeps the function exactly). Writes model and
+    processor to `dst` atomically."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
+        raise ValueError(f"factor must be an integer >= 2, got {factor!r}")
+    src, dst = Path(src), Path(dst)
+    model = AutoModelForImageTextToText.from_pretrained(src, dtype=torch.float32)
+    processor = AutoProcessor.from_pretrained(src)
+    vcfg = model.config.vision_config
+    old = {n: p.detach().clone() for n, p in model.model.visual.state_dict().items()}
+    state = _widened_vision_state(old, factor, int(vcfg.spatial_merge_size) ** 2)
+    gen = torch.Generator().manual_seed(seed)
+    if noise:
+        for name, w in state.items():
+            if w.ndim >= 2 and w.shape != old[name].shape:
+                w += torch.randn(w.shape, generator=gen) * (noise * float(old[name].std()))
+    vcfg.hidden_size *= factor
+    vcfg.intermediate_size *= factor
+    vcfg.num_heads *= factor
+    visual = type(model.model.visual)._from_config(vcfg)
+    visual.load_state_dict(state, strict=True)
+    model.model.visual = visual
     with atomic_dir(dst) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)

@@ -83,9 +83,11 @@ def parse_schedule(phases: Sequence[Mapping]) -> list[FormPhase]:
 # every key it does not give (its seed: the first round's seed plus its position).
 ROUND_KEYS = ("epochs", "steps_per_epoch", "batch_size", "lr", "warmup_ratio", "weight_decay", "vision_lr_scale",
               "seed", "schedule", "qtypes", "val_every_n_epochs")
-# Keys of a continued round only, not passed on to the rounds after it: grow_layers appends that many
-# decoder layers to the language model before the round trains (rankvideo.models.tiny.grow_language_model).
-GROWTH_KEYS = ("grow_layers",)
+# Keys of a continued round only, not passed on to the rounds after it, applied before the round trains:
+# grow_layers appends that many decoder layers to the language model
+# (rankvideo.models.tiny.grow_language_model); widen_vision multiplies the vision tower's width by that
+# factor (rankvideo.models.tiny.widen_vision_tower; 1: unchanged).
+GROWTH_KEYS = ("grow_layers", "widen_vision")
 
 
 def continued_rounds(node: Mapping) -> list[tuple[str, object]]:
@@ -117,7 +119,10 @@ def parse_rounds(node: Mapping) -> list[dict]:
         grow = extra.get("grow_layers", 0)
         if not isinstance(grow, int) or isinstance(grow, bool) or grow < 0:
             raise ValueError(f"{at}.grow_layers must be an integer >= 0, got {grow!r}")
-        out.append({**first, "seed": int(first["seed"]) + i, **dict(extra), "grow_layers": grow})
+        widen = extra.get("widen_vision", 1)
+        if not isinstance(widen, int) or isinstance(widen, bool) or widen < 1:
+            raise ValueError(f"{at}.widen_vision must be an integer >= 1, got {widen!r}")
+        out.append({**first, "seed": int(first["seed"]) + i, **dict(extra), "grow_layers": grow, "widen_vision": widen})
         where.append(at)
     for r, at in zip(out, where):
         for key in ("epochs", "steps_per_epoch", "batch_size", "val_every_n_epochs"):

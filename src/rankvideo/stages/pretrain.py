@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -32,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.synthetic.build import VideoSpec
 from ..data.synthetic.pretraining import PretrainCorpusConfig, build_corpus, corpus_fingerprint, tokenizer_texts
 from ..models.scoring import yes_no_token_ids
-from ..models.tiny import build_tiny_qwen3_vl, grow_language_model, load_processor, state_dict_sha256
+from ..models.tiny import build_tiny_qwen3_vl, grow_language_model, load_processor, state_dict_sha256, widen_vision_tower
 from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, continued_rounds, parse_rounds, parse_schedule
 from ..tracking import tracked_run
 from ..tracking.lightning_logger import StageRunLogger
@@ -153,10 +154,14 @@ def run(cfg: DictConfig, source: str = "cli", pipeline_cfg: DictConfig | None = 
             build["state_dict_sha256"] = last["state_dict_sha256"]
             build["pretrained_by"] = "rankvideo.stages.pretrain"
             grown = sum(int(r.get("grow_layers", 0)) for r in plan)
-            if grown:
-                # `args` stay what the first round was built with (model.arch); rounds added layers.
+            widened = math.prod(int(r.get("widen_vision", 1)) for r in plan)
+            if grown or widened > 1:
+                # `args` stay what the first round was built with (model.arch); rounds changed the sizes.
                 build["config"] = json.loads((tmp / "config.json").read_text())
+            if grown:
                 build["grown_layers"] = grown
+            if widened > 1:
+                build["vision_widened"] = widened
             write_json(tmp / "build_info.json", build)
             write_json(tmp / INFO, info)
             sums = folder_sums(tmp)
@@ -249,6 +254,12 @@ def _train_round(cfg: DictConfig, r: dict, corpus, processor, weights: Path, run
             log.info("round %s: %d decoder layers appended to the language model -> %s", run_dir.name,
                      int(r["grow_layers"]), grown)
         weights = grown
+    if int(r.get("widen_vision", 1)) > 1:
+        wide = run_dir / "widened"
+        if not (wide / "config.json").exists():
+            widen_vision_tower(weights, wide, int(r["widen_vision"]), seed=int(r["seed"]))
+            log.info("round %s: vision tower widened %dx -> %s", run_dir.name, int(r["widen_vision"]), wide)
+        weights = wide
     dm = PretrainDataModule(
         corpus, processor, batch_size=int(r["batch_size"]), steps_per_epoch=int(r["steps_per_epoch"]),
         epochs=int(r["epochs"]), schedule=parse_schedule(r["schedule"]), qtype_weights=r["qtypes"], seed=int(r["seed"]),

@@ -515,3 +515,34 @@ def test_grown_language_model_scores_as_before_until_trained(built, backbone, tm
         assert torch.allclose(score_batch(grown, batch), score_batch(model, batch), atol=1e-6)
     with pytest.raises(ValueError, match="extra_layers must be >= 1"):
         tiny.grow_language_model(built[0], tmp_path / "none", 0)
+
+
+def test_widened_vision_tower_scores_as_before_until_trained(built, backbone, tmp_path):
+    """widen_vision_tower doubles the tower's width, heads and inner widths; without noise the
+    widened model scores a real (query, clip) pair as the original does and the language model is
+    untouched; with noise the copies differ (so training can separate them) and the score moves
+    only a little."""
+    model, processor = backbone
+    v = model.config.vision_config
+    exact, _ = load_backbone(tiny.widen_vision_tower(built[0], tmp_path / "exact", 2, noise=0.0))
+    noisy, _ = load_backbone(tiny.widen_vision_tower(built[0], tmp_path / "noisy", 2, noise=1e-3, seed=1))
+    w = exact.config.vision_config
+    assert (w.hidden_size, w.intermediate_size, w.num_heads) == (2 * v.hidden_size, 2 * v.intermediate_size,
+                                                                  2 * v.num_heads)
+    assert w.out_hidden_size == v.out_hidden_size and w.depth == v.depth
+    assert exact.model.visual.merger.linear_fc1.weight.shape == (8 * v.hidden_size, 8 * v.hidden_size)
+    old = model.state_dict()
+    lm = {k: t for k, t in exact.state_dict().items() if ".visual." not in f".{k}"}
+    assert lm and all(torch.equal(t, old[k]) for k, t in lm.items())
+    fc1 = exact.model.visual.blocks[0].mlp.linear_fc1.weight
+    assert torch.equal(fc1[: v.intermediate_size], fc1[v.intermediate_size:])
+    nfc1 = noisy.model.visual.blocks[0].mlp.linear_fc1.weight
+    assert not torch.equal(nfc1[: v.intermediate_size], nfc1[v.intermediate_size:])
+    batch = encode_pairs(processor, [square((255, 0, 0)), solid((0, 0, 255))], ["a red square", "blue"])
+    with torch.no_grad():
+        ref = score_batch(model, batch)
+        assert torch.allclose(score_batch(exact, batch), ref, atol=1e-4)
+        moved = (score_batch(noisy, batch) - ref).abs().max().item()
+    assert 0 < moved < 0.05
+    with pytest.raises(ValueError, match="factor must be an integer >= 2"):
+        tiny.widen_vision_tower(built[0], tmp_path / "none", 1)
