@@ -45,6 +45,9 @@ class GroupSpec:
     # repeat inside the group), so every query with at least one negative is kept. With K = 1 both
     # rules give the same groups.
     negatives_with_replacement: bool = False
+    # > 0: a query's negatives are only its `teacher_hardest` kept negatives that the teacher scores
+    # highest (p_yes; ties by doc id), drawn uniformly as before; 0: all of them.
+    teacher_hardest: int = 0
 
 
 class GroupSampler:
@@ -58,6 +61,10 @@ class GroupSampler:
         when given, queries it dropped are skipped and groups draw only from kept pairs."""
         if spec.num_negatives < 1:
             raise ValueError(f"stage2.num_negatives must be >= 1, got {spec.num_negatives}")
+        if spec.teacher_hardest < 0:
+            raise ValueError(f"stage2.teacher_hardest must be >= 0, got {spec.teacher_hardest}")
+        if spec.teacher_hardest and not teacher:
+            raise ValueError("stage2.teacher_hardest needs the teacher's labels (paths.teacher_labels)")
         self.spec, self.seed, self.teacher = spec, seed, dict(teacher or {})
         self.items: list[tuple[Query, list[str], list[str]]] = []
         skipped = {"dropped by the teacher's filters": 0, "no positive": 0, "too few negatives": 0}
@@ -72,6 +79,9 @@ class GroupSampler:
                     continue
                 pos = [d for d in pos if d in allowed[q.qid]]
                 neg = [d for d in neg if d in allowed[q.qid]]
+            if spec.teacher_hardest:
+                hardest = set(sorted(neg, key=lambda d: (-self.teacher.get((q.qid, d), -1.0), d))[: spec.teacher_hardest])
+                neg = [d for d in neg if d in hardest]
             if not pos:
                 skipped["no positive"] += 1
             elif len(neg) < (1 if spec.negatives_with_replacement else spec.num_negatives):

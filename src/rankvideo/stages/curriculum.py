@@ -256,7 +256,8 @@ def group_spec(cfg: DictConfig) -> GroupSpec:
     return GroupSpec(num_negatives=int(s2.num_negatives), pool_depth=int(s2.pool_depth),
                      positive_min_grade=int(cfg.data.positive_min_grade),
                      negative_max_grade=int(OmegaConf.select(cfg, "teacher.negative_max_grade", default=0)),
-                     negatives_with_replacement=bool(s2.get("negatives_with_replacement", False)))
+                     negatives_with_replacement=bool(s2.get("negatives_with_replacement", False)),
+                     teacher_hardest=int(s2.get("teacher_hardest", 0)))
 
 
 def _teacher_labels(cfg: DictConfig) -> tuple[dict[tuple[str, str], float], dict[str, set[str]] | None]:

@@ -126,6 +126,8 @@ def test_stage2_groups_take_the_teachers_grade_bounds_from_the_config():
 
     spec = group_spec(compose_cfg())
     assert (spec.positive_min_grade, spec.negative_max_grade, spec.num_negatives, spec.pool_depth) == (3, 0, 2, 100)
+    assert spec.teacher_hardest == 0
+    assert group_spec(compose_cfg(["+curriculum.stage2.teacher_hardest=10"])).teacher_hardest == 10
     # Partial matches (grades 1-2) as negatives: the teacher stage labels them, and stage 2 draws them.
     spec = group_spec(compose_cfg(["teacher.negative_max_grade=2"]))
     assert spec.negative_max_grade == 2
@@ -133,3 +135,25 @@ def test_stage2_groups_take_the_teachers_grade_bounds_from_the_config():
     s = GroupSampler(QUERIES[:1], qrels, {"q1": {"a": 9.0, "b": 8.0, "c": 7.0, "d": 6.0}},
                      GroupSpec(num_negatives=3, negative_max_grade=2), seed=0)
     assert {d for g in s.groups(0) for d in g.doc_ids[1:]} == {"b", "c", "d"}
+
+
+def test_teacher_hardest_keeps_the_negatives_the_teacher_scores_highest():
+    """q1's negatives in the top 5 are d, e, f (grade 0). With teacher_hardest=2 only the two the
+    teacher gives the highest p_yes (e, f) are drawn, never d, which has no teacher label (lowest);
+    with teacher_hardest=1 and e, f tied, the doc id decides (e)."""
+    teacher = {("q1", "a"): 0.99, ("q1", "e"): 0.3, ("q1", "f"): 0.3}
+    spec = GroupSpec(num_negatives=1, pool_depth=5, teacher_hardest=2)
+    s = GroupSampler(QUERIES[:1], QRELS, RUN, spec, seed=0, teacher={**teacher, ("q1", "f"): 0.4})
+    assert {g.doc_ids[1] for e in range(8) for g in s.groups(e)} == {"e", "f"}
+    s = GroupSampler(QUERIES[:1], QRELS, RUN, spec, seed=0, teacher=teacher)
+    assert {g.doc_ids[1] for e in range(8) for g in s.groups(e)} == {"e", "f"}
+    s = GroupSampler(QUERIES[:1], QRELS, RUN, GroupSpec(num_negatives=1, pool_depth=5, teacher_hardest=1),
+                     seed=0, teacher=teacher)
+    assert {g.doc_ids[1] for e in range(8) for g in s.groups(e)} == {"e"}
+    # 0 (the default) draws from every negative, as before.
+    s = GroupSampler(QUERIES[:1], QRELS, RUN, GroupSpec(num_negatives=1, pool_depth=5), seed=0, teacher=teacher)
+    assert {g.doc_ids[1] for e in range(12) for g in s.groups(e)} == {"d", "e", "f"}
+    with pytest.raises(ValueError, match="teacher_hardest needs the teacher's labels"):
+        GroupSampler(QUERIES[:1], QRELS, RUN, spec, seed=0)
+    with pytest.raises(ValueError, match="teacher_hardest must be >= 0"):
+        GroupSampler(QUERIES[:1], QRELS, RUN, GroupSpec(teacher_hardest=-1), seed=0, teacher=teacher)
