@@ -50,8 +50,8 @@ __all__ = [
     "build_tiny_qwen3_vl",
     "grow_language_model",
     "load_backbone",
-    "widen_vision_tower",
     "state_dict_sha256",
+    "widen_vision_tower",
 ]
 
 # Qwen's control tokens. The processor and the model look these up by text, so
