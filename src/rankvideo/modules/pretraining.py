@@ -86,8 +86,9 @@ ROUND_KEYS = ("epochs", "steps_per_epoch", "batch_size", "lr", "warmup_ratio", "
 # Keys of a continued round only, not passed on to the rounds after it, applied before the round trains:
 # grow_layers appends that many decoder layers to the language model
 # (rankvideo.models.tiny.grow_language_model); widen_vision multiplies the vision tower's width by that
-# factor (rankvideo.models.tiny.widen_vision_tower; 1: unchanged).
-GROWTH_KEYS = ("grow_layers", "widen_vision")
+# factor (rankvideo.models.tiny.widen_vision_tower). Each maps to its value that changes nothing, which
+# is also its default and its smallest allowed value.
+GROWTH_KEYS = {"grow_layers": 0, "widen_vision": 1}
 
 
 def continued_rounds(node: Mapping) -> list[tuple[str, object]]:
@@ -115,14 +116,12 @@ def parse_rounds(node: Mapping) -> list[dict]:
             raise ValueError(f"{at} must be a mapping of round settings, got {extra!r}")
         bad = sorted(set(extra) - set(ROUND_KEYS) - set(GROWTH_KEYS))
         if bad:
-            raise ValueError(f"{at}: unknown keys {bad}; a round sets {list(ROUND_KEYS + GROWTH_KEYS)}")
-        grow = extra.get("grow_layers", 0)
-        if not isinstance(grow, int) or isinstance(grow, bool) or grow < 0:
-            raise ValueError(f"{at}.grow_layers must be an integer >= 0, got {grow!r}")
-        widen = extra.get("widen_vision", 1)
-        if not isinstance(widen, int) or isinstance(widen, bool) or widen < 1:
-            raise ValueError(f"{at}.widen_vision must be an integer >= 1, got {widen!r}")
-        out.append({**first, "seed": int(first["seed"]) + i, **dict(extra), "grow_layers": grow, "widen_vision": widen})
+            raise ValueError(f"{at}: unknown keys {bad}; a round sets {list(ROUND_KEYS) + list(GROWTH_KEYS)}")
+        growth = {key: extra.get(key, unchanged) for key, unchanged in GROWTH_KEYS.items()}
+        for key, value in growth.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < GROWTH_KEYS[key]:
+                raise ValueError(f"{at}.{key} must be an integer >= {GROWTH_KEYS[key]}, got {value!r}")
+        out.append({**first, "seed": int(first["seed"]) + i, **dict(extra), **growth})
         where.append(at)
     for r, at in zip(out, where):
         for key in ("epochs", "steps_per_epoch", "batch_size", "val_every_n_epochs"):

@@ -34,7 +34,7 @@ from ..data.synthetic.build import VideoSpec
 from ..data.synthetic.pretraining import PretrainCorpusConfig, build_corpus, corpus_fingerprint, tokenizer_texts
 from ..models.scoring import yes_no_token_ids
 from ..models.tiny import build_tiny_qwen3_vl, grow_language_model, load_processor, state_dict_sha256, widen_vision_tower
-from ..modules.pretraining import PretrainDataModule, PretrainModule, ProgressLog, continued_rounds, parse_rounds, parse_schedule
+from ..modules.pretraining import GROWTH_KEYS, PretrainDataModule, PretrainModule, ProgressLog, continued_rounds, parse_rounds, parse_schedule
 from ..tracking import tracked_run
 from ..tracking.lightning_logger import StageRunLogger
 from ..utils.io import atomic_dir, file_sha256, resumable_checkpoint, write_json
@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 
 INFO = "pretrain_info.json"
 SUMS = "SHA256SUMS"
+# A round's growth key (GROWTH_KEYS) -> what resizes the weights, the round's folder for them, the log line.
+RESIZES = {
+    "grow_layers": (grow_language_model, "grown", "%d decoder layers appended to the language model"),
+    "widen_vision": (widen_vision_tower, "widened", "vision tower widened %dx"),
+}
 
 
 def corpus_config(node: DictConfig) -> PretrainCorpusConfig:
@@ -247,19 +252,15 @@ def _train_round(cfg: DictConfig, r: dict, corpus, processor, weights: Path, run
         log.info("round %s: done before, its weights are in %s", run_dir.name, model_dir)
         return model_dir, json.loads((model_dir / ROUND_INFO).read_text())
     t0 = time.perf_counter()
-    if r.get("grow_layers"):
-        grown = run_dir / "grown"
-        if not (grown / "config.json").exists():
-            grow_language_model(weights, grown, int(r["grow_layers"]), seed=int(r["seed"]))
-            log.info("round %s: %d decoder layers appended to the language model -> %s", run_dir.name,
-                     int(r["grow_layers"]), grown)
-        weights = grown
-    if int(r.get("widen_vision", 1)) > 1:
-        wide = run_dir / "widened"
-        if not (wide / "config.json").exists():
-            widen_vision_tower(weights, wide, int(r["widen_vision"]), seed=int(r["seed"]))
-            log.info("round %s: vision tower widened %dx -> %s", run_dir.name, int(r["widen_vision"]), wide)
-        weights = wide
+    # Size changes the round makes before it trains, each into its own folder of the round (kept, so
+    # a resumed round does not redo it).
+    for key, (resize, folder, what) in RESIZES.items():
+        if int(r.get(key, GROWTH_KEYS[key])) != GROWTH_KEYS[key]:
+            resized = run_dir / folder
+            if not (resized / "config.json").exists():
+                resize(weights, resized, int(r[key]), seed=int(r["seed"]))
+                log.info("round %s: " + what + " -> %s", run_dir.name, int(r[key]), resized)
+            weights = resized
     dm = PretrainDataModule(
         corpus, processor, batch_size=int(r["batch_size"]), steps_per_epoch=int(r["steps_per_epoch"]),
         epochs=int(r["epochs"]), schedule=parse_schedule(r["schedule"]), qtype_weights=r["qtypes"], seed=int(r["seed"]),
